@@ -1,0 +1,180 @@
+"""The `zhiku` command line: a thin front end over the same service functions as the HTTP API."""
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlmodel import Session
+
+from api.runtime import Runtime
+from kb import audit, service, users
+from kb.db import make_engine, session_scope, upgrade
+from kb.demo import DEMO_PASSWORD, DEMO_USERS
+from kb.errors import ZhikuError
+from kb.models import Role
+from kb.settings import Settings, get_settings
+
+app = typer.Typer(help="知库 Zhiku — knowledge base and retrieval assistant for bank contact centres.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+demo_app = typer.Typer(help="The demo knowledge base of 云岭银行.", no_args_is_help=True)
+users_app = typer.Typer(help="User accounts.", no_args_is_help=True)
+entries_app = typer.Typer(help="Knowledge entries.", no_args_is_help=True)
+audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
+for sub, name in ((db_app, "db"), (demo_app, "demo"), (users_app, "users"), (entries_app, "entries"), (audit_app, "audit")):
+    app.add_typer(sub, name=name)
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+
+def _settings() -> Settings:
+    return get_settings()
+
+
+@contextmanager
+def _session() -> Iterator[Session]:
+    runtime = Runtime.open(_settings())
+    try:
+        with session_scope(runtime.engine) as session:
+            yield session
+    finally:
+        runtime.close()
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the database schema to the newest version (idempotent)."""
+    settings = _settings()
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        upgrade(engine)
+    finally:
+        engine.dispose()
+    out.print(f"数据库已是最新 database at head: {engine.url.render_as_string(hide_password=True)}")
+
+
+@demo_app.command("load")
+def demo_load() -> None:
+    """Load the demo entries and demo accounts; a second run loads nothing twice."""
+    from ingestion.demo import load_demo
+
+    with _session() as session:
+        report = load_demo(session=session)
+    out.print(
+        f"演示知识库 demo knowledge base: {report.entries_created} created, {report.entries_present} already present; "
+        f"{report.users_created} demo accounts created"
+    )
+    _print_demo_logins()
+
+
+def _print_demo_logins() -> None:
+    logins = ", ".join(f"{name} ({role})" for name, (role, _dept, _display) in DEMO_USERS.items())
+    out.print(f"演示账号 demo logins: {logins} — password: {DEMO_PASSWORD}")
+
+
+@users_app.command("create")
+def users_create(
+    username: Annotated[str, typer.Option(help="Login name.")],
+    password: Annotated[str, typer.Option(help="At least 8 characters.", prompt=True, hide_input=True)],
+    role: Annotated[Role, typer.Option(help="agent / expert / reviewer / admin.")],
+    department: Annotated[str | None, typer.Option(help="Department, e.g. 合规部.")] = None,
+    display_name: Annotated[str, typer.Option(help="Name shown in pages.")] = "",
+) -> None:
+    """Create a user account."""
+    with _session() as session:
+        user = users.create_user(session=session, username=username, password=password, role=role.value,
+                                 department=department, display_name=display_name, actor="cli")
+    out.print(f"已创建用户 created user {user.username} ({user.role})")
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """List user accounts."""
+    with _session() as session:
+        rows = users.list_users(session=session)
+    table = Table("username", "role", "department", "active")
+    for u in rows:
+        table.add_row(u.username, u.role, u.department or "", "yes" if u.active else "no")
+    out.print(table)
+
+
+@entries_app.command("list")
+def entries_list(
+    category: Annotated[str | None, typer.Option(help="product/process/compliance/faq or 产品体系/业务流程/合规要求/常见问题.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON array of the current entries.")] = False,
+) -> None:
+    """List the entries in force now."""
+    with _session() as session:
+        rows, total = service.list_entries(session=session, category=category)
+    if as_json:
+        sys.stdout.write(json.dumps([r.model_dump(mode="json") for r in rows], ensure_ascii=False) + "\n")
+        return
+    table = Table("id", "分类", "版本", "标题", title=f"{total} entries")
+    for r in rows:
+        table.add_row(r.id, r.category_label, str(r.current.number if r.current else "-"), r.current.title if r.current else "")
+    out.print(table)
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Recompute the audit chain; print OK or the first broken link (exit code 1)."""
+    with _session() as session:
+        report = audit.verify(session=session)
+    if report.ok:
+        out.print(f"OK — {report.checked} audit events verified")
+        return
+    err.print(f"BROKEN at event {report.first_broken}: {report.reason} ({report.checked} events verified before it)")
+    raise typer.Exit(1)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (ZHIKU_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (ZHIKU_PORT).")] = None,
+) -> None:
+    """Run the web server (API, pages) on the configured database and index."""
+    import uvicorn
+
+    from api.app import create_app
+
+    settings = _settings()
+    host, port = host or settings.host, port or settings.port
+    Runtime.open(settings).close()  # fail fast with a clear message before binding the port
+    base = f"http://{host}:{port}"
+    out.print(f"知库 Zhiku serving on {base}  (health {base}/healthz, API docs {base}/docs)")
+    _print_demo_logins_if_present(settings)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level.lower())
+
+
+def _print_demo_logins_if_present(settings: Settings) -> None:
+    runtime = Runtime.open(settings)
+    try:
+        with Session(runtime.engine) as session:
+            if all(_user_exists(session, name) for name in DEMO_USERS):
+                _print_demo_logins()
+    finally:
+        runtime.close()
+
+
+def _user_exists(session: Session, username: str) -> bool:
+    try:
+        users.get_user(session=session, username=username)
+        return True
+    except ZhikuError:
+        return False
+
+
+def main() -> None:
+    """Console entry point: domain errors become one clear line and exit code 1."""
+    try:
+        app()
+    except ZhikuError as exc:
+        err.print(f"错误 error: {exc.message}")
+        sys.exit(1)

@@ -1,0 +1,49 @@
+"""One settings object for every front end (prefix ZHIKU_), built by get_settings() or passed in."""
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Runtime configuration; every field maps to a ZHIKU_* environment variable."""
+
+    model_config = SettingsConfigDict(env_prefix="ZHIKU_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(default=Path("data"), description="Where the SQLite database, local index, models and uploads live.")
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL; default sqlite:///<data_dir>/zhiku.db. PostgreSQL: postgresql+psycopg://user@host/db")
+    qdrant_url: str | None = Field(default=None, description="Qdrant server URL; unset = embedded engine under <data_dir>/index.")
+    qdrant_api_key: str | None = Field(default=None, description="API key for the Qdrant server, if it needs one.")
+    embed_model: str | None = Field(default=None, description="Path of a local sentence-transformers folder; default <data_dir>/models/multilingual-e5-small (built by `zhiku models prepare`).")
+    host: str = Field(default="127.0.0.1", description="Address `zhiku serve` binds.")
+    port: int = Field(default=8000, description="Port `zhiku serve` binds.")
+    secret_key: str | None = Field(default=None, description="Signing key for sessions and tokens; default: generated once into <data_dir>/secret_key.")
+    log_level: str = Field(default="INFO", description="Python logging level.")
+
+    @cached_property
+    def resolved_data_dir(self) -> Path:
+        return self.data_dir.expanduser().resolve()
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.resolved_data_dir / 'zhiku.db'}"
+
+    @property
+    def index_path(self) -> Path:
+        return self.resolved_data_dir / "index"
+
+    @property
+    def model_path(self) -> Path:
+        if self.embed_model:
+            return Path(self.embed_model).expanduser()
+        return self.resolved_data_dir / "models" / "multilingual-e5-small"
+
+
+def get_settings(**overrides: object) -> Settings:
+    """Build settings from the environment (and .env), with explicit overrides on top."""
+    return Settings(**overrides)  # type: ignore[arg-type]

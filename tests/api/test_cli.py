@@ -1,0 +1,89 @@
+"""The `zhiku` command line as an operator uses it, on a fresh data directory."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import text
+from typer.testing import CliRunner
+
+from api.cli import app
+from kb.db import make_engine
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("ZHIKU_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("ZHIKU_DATABASE_URL", raising=False)
+    return tmp_path / "data"
+
+
+def zhiku(*args: str):
+    result = runner.invoke(app, list(args))
+    return result
+
+
+def test_every_command_has_help():
+    for args in (["--help"], ["db", "upgrade", "--help"], ["demo", "load", "--help"], ["users", "create", "--help"],
+                 ["entries", "list", "--help"], ["audit", "verify", "--help"], ["serve", "--help"]):
+        assert zhiku(*args).exit_code == 0, args
+
+
+def test_commands_on_an_uninitialised_database_name_the_fix(data_dir):
+    result = zhiku("entries", "list")
+    assert result.exit_code != 0
+    assert "zhiku db upgrade" in str(result.exception)
+
+
+def test_fresh_install_flow_is_idempotent(data_dir):
+    assert zhiku("db", "upgrade").exit_code == 0
+    assert zhiku("db", "upgrade").exit_code == 0
+    first = zhiku("demo", "load")
+    assert first.exit_code == 0, first.output
+    assert "0 already present" in first.output and "5 demo accounts created" in first.output
+    second = zhiku("demo", "load")
+    assert "0 created" in second.output and "0 demo accounts created" in second.output
+
+    listed = zhiku("entries", "list", "--json")
+    entries = json.loads(listed.stdout.strip().splitlines()[-1])
+    assert len(entries) >= 150
+    assert {e["category"] for e in entries} == {"product", "process", "compliance", "faq"}
+    faqs = json.loads(zhiku("entries", "list", "--category", "常见问题", "--json").stdout.strip().splitlines()[-1])
+    assert faqs and all(e["category"] == "faq" for e in faqs)
+
+    verified = zhiku("audit", "verify")
+    assert verified.exit_code == 0 and verified.output.startswith("OK")
+
+
+def test_users_create_and_duplicate(data_dir):
+    zhiku("db", "upgrade")
+    ok = zhiku("users", "create", "--username", "王芳", "--password", "s3cret-pass", "--role", "reviewer", "--department", "合规部")
+    assert ok.exit_code == 0, ok.output
+    again = zhiku("users", "create", "--username", "王芳", "--password", "s3cret-pass", "--role", "reviewer")
+    assert again.exit_code != 0
+    assert "已存在" in str(again.exception)
+    bad_role = zhiku("users", "create", "--username", "x", "--password", "s3cret-pass", "--role", "boss")
+    assert bad_role.exit_code != 0
+
+
+def test_a_fresh_non_demo_install_has_no_accounts(data_dir):
+    zhiku("db", "upgrade")
+    engine = make_engine(f"sqlite:///{data_dir / 'zhiku.db'}")
+    with engine.connect() as conn:
+        assert conn.execute(text('SELECT count(*) FROM "user"')).scalar() == 0
+    engine.dispose()
+
+
+def test_audit_verify_reports_tampering_with_exit_code_1(data_dir):
+    zhiku("db", "upgrade")
+    zhiku("users", "create", "--username", "a1", "--password", "s3cret-pass", "--role", "agent")
+    zhiku("users", "create", "--username", "a2", "--password", "s3cret-pass", "--role", "agent")
+    engine = make_engine(f"sqlite:///{data_dir / 'zhiku.db'}")
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE audit_event SET actor = 'mallory' WHERE id = 1"))
+    engine.dispose()
+    result = zhiku("audit", "verify")
+    assert result.exit_code == 1
+    assert "BROKEN at event 1" in result.output

@@ -1,0 +1,82 @@
+"""Shared fixtures: settings on a temp data dir, a fresh migrated database per test (SQLite, and
+PostgreSQL for tests that ask for `any_engine`), sessions."""
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlmodel import Session
+
+from kb.db import make_engine, upgrade
+from kb.settings import Settings
+
+PG_ENV = "ZHIKU_TEST_DATABASE_URL"
+
+
+@pytest.fixture
+def settings(tmp_path) -> Settings:
+    return Settings(data_dir=tmp_path / "data", _env_file=None)  # type: ignore[call-arg]
+
+
+def _postgres_url() -> str:
+    url = os.environ.get(PG_ENV)
+    if not url:
+        message = f"{PG_ENV} is not set: PostgreSQL tests cannot run"
+        if os.environ.get("CI"):
+            pytest.fail(message + " (in CI a missing PostgreSQL is a failure)")
+        pytest.skip(message)
+    return url
+
+
+@pytest.fixture
+def sqlite_engine(tmp_path) -> Iterator[Engine]:
+    engine = make_engine(f"sqlite:///{tmp_path / 'zhiku.db'}")
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def postgres_engine() -> Iterator[Engine]:
+    """A fresh schema in the test database per test, dropped afterwards (safe under xdist)."""
+    base = _postgres_url()
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = make_engine(base)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in base else "?"
+    engine = make_engine(f"{base}{sep}options=-csearch_path%3D{schema}")
+    try:
+        upgrade(engine)
+        yield engine
+    finally:
+        engine.dispose()
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def any_engine(request) -> Engine:
+    """The same test on SQLite and on PostgreSQL."""
+    return request.getfixturevalue(f"{request.param}_engine")
+
+
+@pytest.fixture
+def engine(sqlite_engine) -> Engine:
+    return sqlite_engine
+
+
+@pytest.fixture
+def session(engine) -> Iterator[Session]:
+    with Session(engine, expire_on_commit=False) as s:
+        yield s
+
+
+@pytest.fixture
+def any_session(any_engine) -> Iterator[Session]:
+    with Session(any_engine, expire_on_commit=False) as s:
+        yield s
