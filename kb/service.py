@@ -421,3 +421,47 @@ def diff_versions(*, session: Session, entry_id: str, from_version: int, to_vers
     new = get_version(session=session, entry_id=entry_id, number=to_version)
     fields, facts, body = diff_contents(_version_content(old), _version_content(new))
     return VersionDiff(entry_id, from_version, to_version, fields, facts, body)
+
+
+# ---------------------------------------------------------------- validity windows
+
+
+@dataclass(frozen=True)
+class Window:
+    """When one version is in force: [start, end); end None = open; start == end = never."""
+
+    version: EntryVersion
+    start: datetime
+    end: datetime | None
+
+
+def effective_windows(versions: list[EntryVersion], *, retired_at: datetime | None) -> list[Window]:
+    """The in-force window of every version of one entry, by the rule of `current_versions`.
+
+    A version ends at its own valid_to, at the earliest start of any higher-numbered version, or at
+    retirement — whichever comes first. The index stores these windows so that "now" and "as of T"
+    are one payload filter.
+    """
+    ordered = sorted(versions, key=lambda v: v.number)
+    windows = []
+    later_start: datetime | None = None
+    for version in reversed(ordered):
+        ends = [t for t in (version.valid_to, later_start, retired_at) if t is not None]
+        end = min(ends) if ends else None
+        if end is not None and end < version.valid_from:
+            end = version.valid_from
+        windows.append(Window(version, version.valid_from, end))
+        later_start = version.valid_from if later_start is None else min(later_start, version.valid_from)
+    return list(reversed(windows))
+
+
+def all_windows(*, session: Session) -> list[Window]:
+    """Windows of every version of every entry (for indexing and drift checks)."""
+    retired = {e.id: e.retired_at for e in session.exec(select(Entry)).all()}
+    by_entry: dict[str, list[EntryVersion]] = {}
+    for version in session.exec(select(EntryVersion).order_by(col(EntryVersion.entry_id), col(EntryVersion.number))).all():
+        by_entry.setdefault(version.entry_id, []).append(version)
+    windows: list[Window] = []
+    for entry_id, versions in by_entry.items():
+        windows.extend(effective_windows(versions, retired_at=retired.get(entry_id)))
+    return windows

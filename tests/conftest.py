@@ -80,3 +80,29 @@ def session(engine) -> Iterator[Session]:
 def any_session(any_engine) -> Iterator[Session]:
     with Session(any_engine, expire_on_commit=False) as s:
         yield s
+
+
+# ---------------------------------------------------------------- search stack (fake embedder)
+
+
+@pytest.fixture
+def memory_index():
+    from qdrant_client import QdrantClient
+
+    from retrieval.index.client import QdrantClientIndex
+
+    index = QdrantClientIndex(QdrantClient(":memory:"))
+    yield index
+    index.close()
+
+
+@pytest.fixture
+def runtime(settings, sqlite_engine, memory_index):
+    """A Runtime on a fresh SQLite database, an in-memory Qdrant and the deterministic hashing embedder."""
+    from api.runtime import Runtime
+    from retrieval.embedding import HashingEmbedder
+
+    settings.database_url = str(sqlite_engine.url)
+    rt = Runtime.open(settings, embedder=HashingEmbedder(), index=memory_index)
+    yield rt
+    rt.close()

@@ -252,3 +252,25 @@ def test_versions_cannot_be_rewritten_through_the_orm(session):
     version.title = "篡改"
     with pytest.raises(RuntimeError, match="immutable"):
         session.flush()
+
+
+def test_effective_windows_match_the_as_of_rule(session):
+    data = entry_data(valid_from=T0)
+    eid = data["id"]
+    service.create_entry(session=session, data=data, actor="e", now=T0)
+    service.add_version(session=session, entry_id=eid, base_version=1,
+                        data=version_data(data, summary="二", valid_from=T0 + timedelta(days=30)), actor="e", now=T0)
+    # Version 3 starts before version 2: version 2 never comes into force.
+    service.add_version(session=session, entry_id=eid, base_version=2,
+                        data=version_data(data, summary="三", valid_from=T0 + timedelta(days=20)), actor="e", now=T0)
+    service.retire_entry(session=session, entry_id=eid, base_version=3, actor="e",
+                         effective_at=T0 + timedelta(days=90), now=T0)
+    windows = {w.version.number: w for w in service.all_windows(session=session)}
+    assert (windows[1].start, windows[1].end) == (T0, T0 + timedelta(days=20))
+    assert windows[2].start == windows[2].end  # never in force
+    assert (windows[3].start, windows[3].end) == (T0 + timedelta(days=20), T0 + timedelta(days=90))
+    for day in range(-1, 95):
+        at = T0 + timedelta(days=day, hours=1)
+        in_force = [n for n, w in windows.items() if w.start <= at and (w.end is None or at < w.end)]
+        expected = service.entry_as_of(session=session, entry_id=eid, at=at)
+        assert in_force == ([expected.number] if expected else [])

@@ -1,0 +1,138 @@
+"""The search path end to end on a real (in-memory) Qdrant with the deterministic fake embedder."""
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from kb import service
+from kb.db import session_scope
+from kb.errors import ValidationFailed
+from retrieval.search import Filters
+from tests.factories import entry_data, version_data
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+ENTRIES = [
+    entry_data(id="MORT-RATE", title="房贷利率", category="product", product_type="mortgage", risk_level=None,
+               body="首套房贷款利率按LPR加减点确定。自2026年1月1日起，首套房利率为LPR减30个基点。",
+               synonyms=["按揭利率", "房贷利息"], related=["LPR", "MORT-CALC", "MORT-DOCS"], facts={}, valid_from=T0),
+    entry_data(id="LPR", title="最新LPR报价", category="product", product_type="mortgage", risk_level=None,
+               body="贷款市场报价利率由全国银行间同业拆借中心每月20日发布。5年期以上LPR为3.50%。",
+               synonyms=["贷款市场报价利率"], related=[], facts={}, valid_from=T0),
+    entry_data(id="MORT-CALC", title="首套房利率计算示例", category="faq", product_type="mortgage", risk_level=None,
+               body="示例：贷款100万元，期限30年，执行利率3.20%，等额本息月供约4325元。", related=[], facts={}, valid_from=T0),
+    entry_data(id="MORT-DOCS", title="房贷办理材料清单", category="process", product_type="mortgage", risk_level=None,
+               body="身份证、户口本、婚姻证明、收入证明、购房合同、首付款凭证。", related=[], facts={}, valid_from=T0),
+    entry_data(id="ECNY", title="数字人民币钱包开通", category="process", product_type="e_cny", risk_level=None,
+               body="在手机银行或数字人民币App中选择云岭银行，完成实名认证即可开通钱包。", synonyms=["e-CNY", "数币钱包"],
+               related=[], facts={}, valid_from=T0),
+    entry_data(id="CD", title="大额存单", category="product", product_type="large_cd", risk_level=None,
+               body="个人大额存单20万元起存，可提前支取，支取部分按活期利率计息。", related=[], facts={}, valid_from=T0),
+]
+
+
+@pytest.fixture
+def loaded(runtime):
+    with session_scope(runtime.engine) as session:
+        for data in ENTRIES:
+            service.create_entry(session=session, data=data, actor="expert", now=T0)
+    runtime.sync_index()
+    return runtime
+
+
+def ids(response):
+    return [h.entry_id for h in response.hits]
+
+
+def test_keyword_search_finds_the_entry_and_its_related_links(loaded):
+    response = loaded.searcher.search("房贷利率", top_k=1)
+    assert ids(response) == ["MORT-RATE"]
+    related = [r.title for r in response.hits[0].related]
+    assert related == ["最新LPR报价", "首套房利率计算示例", "房贷办理材料清单"]
+    assert response.hits[0].version == 1 and response.hits[0].valid_from == T0
+
+
+def test_traditional_characters_and_full_width_find_simplified_entries(loaded):
+    assert ids(loaded.searcher.search("數字人民幣錢包怎麼開通？", top_k=1)) == ["ECNY"]
+    assert ids(loaded.searcher.search("ＬＰＲ報價", top_k=1)) == ["LPR"]
+
+
+def test_expert_synonyms_are_searchable(loaded):
+    assert ids(loaded.searcher.search("e-CNY", top_k=1)) == ["ECNY"]
+
+
+def test_filters_by_category_and_product_type(loaded):
+    response = loaded.searcher.search("房贷", top_k=10, filters=Filters(categories=("process",)))
+    assert ids(response)[0] == "MORT-DOCS"
+    assert {h.category for h in response.hits} == {"process"}
+    response = loaded.searcher.search("利率", top_k=10, filters=Filters(product_types=("large_cd",)))
+    assert set(ids(response)) <= {"CD"}
+
+
+def test_new_version_replaces_the_old_one_and_as_of_sees_history(loaded):
+    later = T0 + timedelta(days=10)
+    with session_scope(loaded.engine) as session:
+        service.add_version(session=session, entry_id="CD", base_version=1, actor="expert", now=later,
+                            data=version_data(ENTRIES[5], body="个人大额存单30万元起存。", valid_from=later))
+    loaded.sync_index()
+    now_hits = [h for h in loaded.searcher.search("大额存单起存金额", top_k=10).hits if h.entry_id == "CD"]
+    assert [h.version for h in now_hits] == [2]
+    before = [h for h in loaded.searcher.search("大额存单起存金额", top_k=10, as_of=T0 + timedelta(days=1)).hits
+              if h.entry_id == "CD"]
+    assert [h.version for h in before] == [1]
+
+
+def test_retired_entry_disappears_from_search(loaded):
+    with session_scope(loaded.engine) as session:
+        service.retire_entry(session=session, entry_id="ECNY", base_version=1, actor="expert")
+    loaded.sync_index()
+    assert "ECNY" not in ids(loaded.searcher.search("数字人民币钱包", top_k=10))
+
+
+@pytest.mark.parametrize("query", ["", "   ", "\n\t"])
+def test_empty_query_is_a_validation_error(loaded, query):
+    with pytest.raises(ValidationFailed):
+        loaded.searcher.search(query)
+
+
+@pytest.mark.parametrize("query", ["？？？！！！", "😀🎉", "。，、"])
+def test_punctuation_or_emoji_only_gives_an_empty_result(loaded, query):
+    response = loaded.searcher.search(query)
+    assert response.hits == [] and response.handoff is True and response.confidence == 0.0
+
+
+def test_a_ten_thousand_character_query_is_answered(loaded):
+    story = "我之前在别的银行办过很多业务，" * 700 + "请问数字人民币钱包怎么开通？"
+    assert len(story) > 10_000
+    response = loaded.searcher.search(story, top_k=3)
+    assert "ECNY" in ids(response)
+
+
+def test_confidence_is_a_probability(loaded):
+    response = loaded.searcher.search("房贷利率", top_k=3)
+    assert 0.0 <= response.confidence <= 1.0
+    assert response.handoff == (response.confidence < 0.5)
+
+
+def test_sync_is_idempotent_and_check_reports_no_drift(loaded):
+    from sqlmodel import Session
+
+    points = loaded.index.count()
+    report = loaded.sync_index()
+    assert report.versions_indexed == 0 and loaded.index.count() == points
+    with Session(loaded.engine) as session:
+        assert loaded.indexer.check(session=session).ok
+
+
+def test_check_finds_a_version_missing_from_the_index(loaded):
+    from sqlmodel import Session
+
+    with Session(loaded.engine) as session:
+        version = service.get_version(session=session, entry_id="LPR", number=1)
+        loaded.index.delete_version(version_id=version.id)
+        drift = loaded.indexer.check(session=session)
+    assert drift.missing == [version.id] and not drift.ok
+    loaded.sync_index()
+    with Session(loaded.engine) as session:
+        assert loaded.indexer.check(session=session).ok
