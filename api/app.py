@@ -12,14 +12,17 @@ from api.runtime import Runtime
 from kb.settings import Settings, get_settings
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the app; nothing is opened until the lifespan starts."""
+def create_app(settings: Settings | None = None, *, start_worker: bool = True) -> FastAPI:
+    """Build the app; nothing is opened until the lifespan starts. The embedded default runs the
+    outbox worker in-process; with `zhiku worker` running separately pass start_worker=False."""
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = Runtime.open(settings)
         app.state.runtime = runtime
+        if start_worker:
+            runtime.worker.start()
         try:
             yield
         finally:

@@ -197,6 +197,29 @@ def reindex(
 
 
 @app.command()
+def worker(
+    once: Annotated[bool, typer.Option("--once", help="Apply what is pending, then exit.")] = False,
+) -> None:
+    """Run the outbox worker on its own (scaled-out setups; the embedded server runs one in-process)."""
+    import signal
+    import threading
+
+    with _runtime() as runtime:
+        if once:
+            out.print(f"已应用 applied {runtime.drain_outbox()} outbox events")
+            return
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        runtime.worker.start()
+        out.print("outbox worker running; Ctrl-C to stop")
+        try:
+            while not stop.wait(1.0):
+                pass
+        except KeyboardInterrupt:
+            pass
+
+
+@app.command()
 def search(
     query: Annotated[str, typer.Argument(help="Keywords or a question, e.g. 房贷利率.")],
     top_k: Annotated[int, typer.Option(help="How many entries.")] = 5,

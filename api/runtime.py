@@ -6,12 +6,16 @@ import threading
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
-from sqlmodel import Session
+from sqlalchemy import func, update
+from sqlmodel import Session, col, select
 
 from ingestion.indexer import Indexer
+from ingestion.worker import OutboxWorker
 from kb import service
 from kb.db import current_revision, make_engine
 from kb.errors import Unavailable
+from kb.models import OutboxEvent
+from kb.timeutil import utcnow
 from kb.settings import Settings
 from retrieval.embedding import Embedder, SentenceTransformerEmbedder
 from retrieval.index.base import VectorIndex
@@ -40,6 +44,7 @@ class Runtime:
     _index: VectorIndex | None = None
     _analyzer: Analyzer | None = None
     _searcher: Searcher | None = None
+    _worker: OutboxWorker | None = None
     _lock: threading.RLock = field(default_factory=threading.RLock)
 
     @classmethod
@@ -85,6 +90,29 @@ class Runtime:
                 self.refresh_knowledge()
             return self._searcher
 
+    @property
+    def worker(self) -> OutboxWorker:
+        """The outbox worker; publishing due packs and SLA escalation run on its tick."""
+        from review_workflow import service as workflow
+
+        with self._lock:
+            if self._worker is None:
+                def tick(session: Session, now) -> None:  # type: ignore[no-untyped-def]
+                    workflow.publish_due(session=session, now=now)
+                    workflow.escalate_overdue(session=session, now=now)
+
+                def after_batch(session: Session, pack_ids: set[str], now) -> None:  # type: ignore[no-untyped-def]
+                    workflow.mark_searchable(session=session, pack_ids=pack_ids, now=now)
+
+                self._worker = OutboxWorker(engine=self.engine, indexer=self.indexer, tick=tick,
+                                            after_batch=after_batch, on_change=self.refresh_knowledge)
+            return self._worker
+
+    def drain_outbox(self) -> int:
+        """Apply every pending index change now (CLI, tests); returns events applied."""
+        self.refresh_knowledge()
+        return self.worker.drain()
+
     def refresh_knowledge(self) -> None:
         """Reload what search learns from the knowledge base: vocabulary and expert links."""
         with Session(self.engine) as session:
@@ -100,13 +128,22 @@ class Runtime:
             self._searcher.associations = Associations(links)
 
     def sync_index(self, *, rebuild: bool = False, progress=None):  # type: ignore[no-untyped-def]
-        """Bring the index in line with the database (missing versions, validity windows)."""
+        """Bring the whole index in line with the database (missing versions, validity windows).
+
+        Outbox rows written before the sync started are satisfied by it and marked processed."""
         self.refresh_knowledge()
         with Session(self.engine) as session:
+            last = session.exec(select(func.max(OutboxEvent.id))).one()
             report = self.indexer.sync(session=session, rebuild=rebuild, progress=progress)
+            if last is not None:
+                session.execute(update(OutboxEvent).where(col(OutboxEvent.id) <= last, col(OutboxEvent.processed_at).is_(None))
+                                .values(processed_at=utcnow()))
+                session.commit()
         return report
 
     def close(self) -> None:
+        if self._worker is not None:
+            self._worker.stop()
         if self._index is not None:
             self._index.close()
         self.engine.dispose()

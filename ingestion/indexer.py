@@ -117,6 +117,19 @@ class Indexer:
                 updated += bool(self.index.set_valid_to(version_id=window.version.id, valid_to=epoch(window.end, OPEN_END)))
         return SyncReport(len(todo), written, updated, removed)
 
+    def sync_entries(self, *, session: Session, entry_ids: set[str]) -> SyncReport:
+        """Apply what changed for these entries: index their new versions, refresh all their windows."""
+        self.ensure_ready()
+        windows = [w for w in service.all_windows(session=session, entry_ids=entry_ids)]
+        present = self.index.version_ids()
+        todo = [w for w in windows if w.version.id not in present]
+        written = self.index_windows(todo)
+        updated = 0
+        for window in windows:
+            if window.version.id in present:
+                updated += bool(self.index.set_valid_to(version_id=window.version.id, valid_to=epoch(window.end, OPEN_END)))
+        return SyncReport(len(todo), written, updated, 0)
+
     def check(self, *, session: Session) -> DriftReport:
         """Compare the versions (and their chunk counts) in the database and in the index."""
         windows = service.all_windows(session=session)

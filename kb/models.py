@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
@@ -60,6 +61,17 @@ class Role(StrEnum):
 
 def new_id() -> str:
     return str(uuid.uuid4())
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who is acting: the signed-in user (or a system job such as the demo loader) and their role."""
+
+    username: str
+    role: str
+
+    def has(self, *roles: Role) -> bool:
+        return self.role in {r.value for r in roles}
 
 
 # ---------------------------------------------------------------- version content
@@ -275,6 +287,43 @@ class AuditHead(SQLModel, table=True):
     hash: str = Field(max_length=64)
 
 
+class OutboxEvent(SQLModel, table=True):
+    """A change the index must apply, written in the same transaction as the change itself.
+
+    The indexing worker applies pending rows idempotently and marks them processed; a crash or a
+    down index leaves them pending, so no published change is ever lost.
+    """
+
+    __tablename__ = "outbox_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    entry_id: str = Field(index=True, max_length=64)
+    reason: str = Field(max_length=40)
+    pack_id: str | None = Field(default=None, index=True, max_length=36)
+    created_at: datetime = Field(default_factory=utcnow)
+    processed_at: datetime | None = Field(default=None, index=True)
+    attempts: int = 0
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class ChangeNotice(SQLModel, table=True):
+    """What changed in an entry when a new version or a retirement took effect, for agents and cards."""
+
+    __tablename__ = "change_notice"
+
+    id: int | None = Field(default=None, primary_key=True)
+    entry_id: str = Field(index=True, max_length=64)
+    title: str = Field(max_length=200)
+    kind: str = Field(max_length=20)  # update | retire
+    version: int
+    from_version: int
+    effective_at: datetime = Field(index=True)
+    changes: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    summary: str = Field(default="", sa_column=Column(Text, nullable=False))
+    pack_id: str | None = Field(default=None, max_length=36)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
 # ---------------------------------------------------------------- public variants
 
 
@@ -327,6 +376,19 @@ class UserPublic(SQLModel):
     role: str
     department: str | None
     active: bool
+
+
+class ChangeNoticePublic(SQLModel):
+    id: int
+    entry_id: str
+    title: str
+    kind: str
+    version: int
+    from_version: int
+    effective_at: datetime
+    changes: list[dict[str, Any]]
+    summary: str
+    pack_id: str | None
 
 
 class AuditEventPublic(SQLModel):

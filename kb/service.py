@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -15,6 +15,8 @@ from kb import audit
 from kb.errors import Conflict, NotFound, ValidationFailed
 from kb.models import (
     Category,
+    ChangeNotice,
+    OutboxEvent,
     Entry,
     EntryCreate,
     EntryPublic,
@@ -238,6 +240,7 @@ def create_entry(
         session=session, actor=actor, action="entry.create", object_type="entry", object_id=entry_id,
         after_hash=version.content_hash, detail={"version": 1, "pack_id": pack_id, "title": version.title},
     )
+    _enqueue(session, entry_id, "create", pack_id)
     return version
 
 
@@ -285,6 +288,8 @@ def add_version(
         before_hash=latest.content_hash, after_hash=version.content_hash,
         detail={"version": version.number, "base_version": base_version, "pack_id": pack_id},
     )
+    _notice_update(session, latest, version, pack_id)
+    _enqueue(session, entry_id, "version", pack_id)
     return version
 
 
@@ -322,7 +327,75 @@ def retire_entry(
         before_hash=latest.content_hash,
         detail={"version": latest.number, "reason": reason, "effective_at": effective.isoformat(), "pack_id": pack_id},
     )
+    session.add(ChangeNotice(
+        entry_id=entry_id, title=latest.title, kind="retire", version=latest.number, from_version=latest.number,
+        effective_at=effective, changes=[], summary=f"已下线：{reason}" if reason else "已下线", pack_id=pack_id,
+    ))
+    _enqueue(session, entry_id, "retire", pack_id)
     return entry
+
+
+def _enqueue(session: Session, entry_id: str, reason: str, pack_id: str | None) -> None:
+    """Tell the index worker, in this same transaction, that the entry changed."""
+    session.add(OutboxEvent(entry_id=entry_id, reason=reason, pack_id=pack_id))
+
+
+FIELD_LABELS = {
+    "title": "标题", "summary": "摘要", "category": "分类", "product_type": "产品类型", "risk_level": "风险等级",
+    "script_template": "话术模板", "tags": "标签", "synonyms": "同义词", "related": "关联条目",
+    "valid_from": "生效时间", "valid_to": "失效时间", "review_by": "复核日期",
+}
+
+
+def change_summary(fields: list[FieldChange], facts: list[FactChange], body: list[str]) -> tuple[list[dict[str, Any]], str]:
+    """Changes as rows and as one Chinese line: 「起购金额：1万元 → 1元；正文已更新」."""
+    rows: list[dict[str, Any]] = []
+    for f in facts:
+        rows.append({"key": f.key, "before": f.before, "after": f.after, "change": f.change})
+    for c in fields:
+        if c.field in ("valid_from", "review_by"):
+            continue
+        rows.append({"key": FIELD_LABELS.get(c.field, c.field), "before": _plain(c.before), "after": _plain(c.after), "change": "changed"})
+    if body:
+        rows.append({"key": "正文", "before": None, "after": None, "change": "changed"})
+    parts = []
+    for row in rows:
+        if row["key"] == "正文":
+            parts.append("正文已更新")
+        elif row["change"] == "added":
+            parts.append(f"{row['key']}：新增 {row['after']}")
+        elif row["change"] == "removed":
+            parts.append(f"{row['key']}：删除（原为 {row['before']}）")
+        else:
+            parts.append(f"{row['key']}：{row['before'] or '空'} → {row['after'] or '空'}")
+    return rows, "；".join(parts)
+
+
+def _plain(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)):
+        return "、".join(map(str, value))
+    return str(value)
+
+
+def _notice_update(session: Session, old: EntryVersion, new: EntryVersion, pack_id: str | None) -> None:
+    fields, facts, body = diff_contents(_version_content(old), _version_content(new))
+    rows, summary = change_summary(fields, facts, body)
+    session.add(ChangeNotice(
+        entry_id=new.entry_id, title=new.title, kind="update", version=new.number, from_version=old.number,
+        effective_at=new.valid_from, changes=rows, summary=summary or "内容已更新", pack_id=pack_id,
+    ))
+
+
+def notices_since(*, session: Session, since: datetime, until: datetime | None = None,
+                  entry_ids: Iterable[str] | None = None) -> list[ChangeNotice]:
+    """Change notices that took effect in (since, until] (until defaults to now), newest first."""
+    until = until or utcnow()
+    query = select(ChangeNotice).where(col(ChangeNotice.effective_at) > since, col(ChangeNotice.effective_at) <= until)
+    if entry_ids is not None:
+        query = query.where(col(ChangeNotice.entry_id).in_(list(entry_ids)))
+    return list(session.exec(query.order_by(col(ChangeNotice.effective_at).desc(), col(ChangeNotice.id).desc())).all())
 
 
 def _new_version(
@@ -455,13 +528,38 @@ def effective_windows(versions: list[EntryVersion], *, retired_at: datetime | No
     return list(reversed(windows))
 
 
-def all_windows(*, session: Session) -> list[Window]:
-    """Windows of every version of every entry (for indexing and drift checks)."""
-    retired = {e.id: e.retired_at for e in session.exec(select(Entry)).all()}
+def all_windows(*, session: Session, entry_ids: Iterable[str] | None = None) -> list[Window]:
+    """Windows of every version of every entry, or of the given entries (for indexing and drift checks)."""
+    entries = select(Entry)
+    versions = select(EntryVersion).order_by(col(EntryVersion.entry_id), col(EntryVersion.number))
+    if entry_ids is not None:
+        wanted = list(entry_ids)
+        entries = entries.where(col(Entry.id).in_(wanted))
+        versions = versions.where(col(EntryVersion.entry_id).in_(wanted))
+    retired = {e.id: e.retired_at for e in session.exec(entries).all()}
     by_entry: dict[str, list[EntryVersion]] = {}
-    for version in session.exec(select(EntryVersion).order_by(col(EntryVersion.entry_id), col(EntryVersion.number))).all():
+    for version in session.exec(versions).all():
         by_entry.setdefault(version.entry_id, []).append(version)
     windows: list[Window] = []
     for entry_id, versions in by_entry.items():
         windows.extend(effective_windows(versions, retired_at=retired.get(entry_id)))
     return windows
+
+
+def reschedule_retirement(*, session: Session, entry_id: str, effective_at: datetime, actor: str) -> Entry:
+    """Move a retirement that has not yet taken effect to `effective_at` (e.g. an admin's "publish now")."""
+    entry = get_entry(session=session, entry_id=entry_id)
+    if entry.status != EntryStatus.RETIRED or entry.retired_at is None:
+        raise Conflict(f"条目未安排下线 entry {entry_id!r} has no retirement to move", details={"entry_id": entry_id})
+    before = entry.retired_at
+    entry.retired_at, entry.updated_at = to_utc(effective_at), utcnow()
+    session.add(entry)
+    notice = session.exec(select(ChangeNotice).where(ChangeNotice.entry_id == entry_id, ChangeNotice.kind == "retire")
+                          .order_by(col(ChangeNotice.id).desc())).first()
+    if notice is not None:
+        notice.effective_at = entry.retired_at
+        session.add(notice)
+    audit.append(session=session, actor=actor, action="entry.retire_reschedule", object_type="entry", object_id=entry_id,
+                 detail={"from": before.isoformat(), "to": entry.retired_at.isoformat() if entry.retired_at else None})
+    _enqueue(session, entry_id, "retire", None)
+    return entry

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
@@ -106,3 +107,33 @@ def runtime(settings, sqlite_engine, memory_index):
     rt = Runtime.open(settings, embedder=HashingEmbedder(), index=memory_index)
     yield rt
     rt.close()
+
+
+@pytest.fixture(scope="session")
+def model_path(tmp_path_factory) -> Path:
+    """The real offline model: the one `make test` prepared under ./data, else built once into a temp dir."""
+    from ingestion.model_prepare import prepare_e5_model
+
+    candidate = Path(os.environ.get("ZHIKU_TEST_MODEL", Path(__file__).resolve().parent.parent / "data" / "models" / "multilingual-e5-small"))
+    if (candidate / "zhiku_model.json").exists():
+        return candidate
+    return prepare_e5_model(tmp_path_factory.mktemp("model") / "multilingual-e5-small")
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any attempt to open a network connection fails the test (DNS included); loopback too."""
+    import socket
+
+    attempts: list[object] = []
+
+    def refuse(*args, **kwargs):
+        attempts.append(args)
+        raise OSError("network access attempted in an offline test")
+
+    for target, name in ((socket.socket, "connect"), (socket.socket, "connect_ex"), (socket, "getaddrinfo"),
+                         (socket, "create_connection")):
+        monkeypatch.setattr(target, name, refuse)
+    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
+    return attempts

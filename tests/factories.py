@@ -35,3 +35,17 @@ def version_data(entry: dict[str, Any], **overrides: Any) -> dict[str, Any]:
     data = {k: v for k, v in entry.items() if k not in ("id", "product_code", "owner_department")}
     data.update(overrides)
     return data
+
+
+def pack_data(*items: dict[str, Any], title: str = "理财产品起购金额调整") -> dict[str, Any]:
+    return {"title": title, "items": list(items)}
+
+
+def create_item(**overrides: Any) -> dict[str, Any]:
+    data = entry_data(**overrides)
+    entry_id = data.pop("id")
+    return {"op": "create", "entry_id": entry_id, **data}
+
+
+def update_item(entry: dict[str, Any], base_version: int, **overrides: Any) -> dict[str, Any]:
+    return {"op": "update", "entry_id": entry["id"], "base_version": base_version, **version_data(entry, **overrides)}

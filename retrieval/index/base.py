@@ -219,8 +219,9 @@ def dense_list(vector: Sequence[float]) -> list[float]:
 
 
 def payload_dict(payload: Mapping[str, Any]) -> dict[str, Any]:
-    """Payload as a plain JSON-able dict (tags as a list)."""
+    """Payload as a plain JSON-able dict: tags as a list, ``valid_to`` defaulting to OPEN_END."""
     out = dict(payload)
+    out.setdefault("valid_to", OPEN_END)
     tags = out.get("tags")
     if tags is not None and not isinstance(tags, list):
         out["tags"] = list(tags)

@@ -37,7 +37,17 @@ def test_commands_on_an_uninitialised_database_name_the_fix(data_dir):
     assert "zhiku db upgrade" in str(result.exception)
 
 
-def test_fresh_install_flow_is_idempotent(data_dir):
+def test_demo_load_without_a_model_names_the_fix(data_dir, monkeypatch, tmp_path):
+    monkeypatch.setenv("ZHIKU_EMBED_MODEL", str(tmp_path / "no-model-here"))
+    zhiku("db", "upgrade")
+    result = zhiku("demo", "load")
+    assert result.exit_code != 0
+    assert "zhiku models prepare" in str(result.exception)
+
+
+@pytest.mark.slow
+def test_fresh_install_flow_is_idempotent(data_dir, model_path, monkeypatch):
+    monkeypatch.setenv("ZHIKU_EMBED_MODEL", str(model_path))
     assert zhiku("db", "upgrade").exit_code == 0
     assert zhiku("db", "upgrade").exit_code == 0
     first = zhiku("demo", "load")
@@ -55,6 +65,11 @@ def test_fresh_install_flow_is_idempotent(data_dir):
 
     verified = zhiku("audit", "verify")
     assert verified.exit_code == 0 and verified.output.startswith("OK")
+
+    assert zhiku("reindex", "--check").exit_code == 0
+    found = json.loads(zhiku("search", "房贷利率", "--json").stdout.strip().splitlines()[-1])
+    assert found["hits"][0]["entry_id"] == "KB-S002"
+    assert {"KB-S003", "KB-S004", "KB-S008"} <= {r["entry_id"] for h in found["hits"] for r in h["related"]} | {h["entry_id"] for h in found["hits"]}
 
 
 def test_users_create_and_duplicate(data_dir):

@@ -1,0 +1,1 @@
+"""Review workflow: update packs, four-eyes review and the automatic compliance lint."""

@@ -1,0 +1,479 @@
+"""Update packs from draft to published: who may do what, lint on submit and approval, four eyes,
+writing the versions (the outbox rows ride in the same transaction), scheduling, rollback, SLA."""
+from __future__ import annotations
+
+import statistics
+from collections.abc import Mapping
+from dataclasses import asdict
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+from sqlmodel import Session, col, select
+
+from kb import audit
+from kb import service as kb_service
+from kb.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from kb.models import Actor, Entry, EntryCreate, EntryVersion, Role, VersionContent
+from kb.timeutil import to_utc, utcnow
+from review_workflow import lint
+from review_workflow.machine import fire
+from review_workflow.models import (
+    ApproveIn,
+    Escalation,
+    ItemOp,
+    PackIn,
+    PackItem,
+    PackItemPublic,
+    PackPublic,
+    PackState,
+    Review,
+    ReviewPublic,
+    UpdatePack,
+)
+
+DEFAULT_SLA_HOURS = 24
+ENTRY_KEYS = ("id", "product_code", "owner_department")
+
+
+# ---------------------------------------------------------------- reads
+
+
+def get_pack(*, session: Session, pack_id: str) -> UpdatePack:
+    pack = session.get(UpdatePack, pack_id)
+    if pack is None:
+        raise NotFound(f"更新包不存在 pack {pack_id!r} not found", details={"pack_id": pack_id})
+    return pack
+
+
+def pack_items(*, session: Session, pack_id: str) -> list[PackItem]:
+    return list(session.exec(select(PackItem).where(PackItem.pack_id == pack_id).order_by(col(PackItem.position))).all())
+
+
+def to_public(*, session: Session, pack: UpdatePack, now: datetime | None = None) -> PackPublic:
+    """A pack with its items, all their findings and its reviews."""
+    now = now or utcnow()
+    items = pack_items(session=session, pack_id=pack.id)
+    reviews = session.exec(select(Review).where(Review.pack_id == pack.id).order_by(col(Review.id))).all()
+    return PackPublic(
+        **pack.model_dump(exclude={"updated_at", "escalated_at"}),
+        overdue=is_overdue(pack, now),
+        items=[PackItemPublic.model_validate(i, from_attributes=True) for i in items],
+        findings=[{**f, "position": i.position} for i in items for f in i.findings],
+        reviews=[ReviewPublic.model_validate(r, from_attributes=True) for r in reviews],
+    )
+
+
+def list_packs(*, session: Session, state: str | None = None, submitter: str | None = None) -> list[UpdatePack]:
+    query = select(UpdatePack)
+    if state:
+        query = query.where(UpdatePack.state == state)
+    if submitter:
+        query = query.where(UpdatePack.submitter == submitter)
+    return list(session.exec(query.order_by(col(UpdatePack.created_at).desc())).all())
+
+
+def is_overdue(pack: UpdatePack, now: datetime) -> bool:
+    return pack.state == PackState.SUBMITTED and pack.sla_due_at is not None and pack.sla_due_at <= now
+
+
+def review_queue(*, session: Session, now: datetime | None = None) -> list[UpdatePack]:
+    """Packs waiting for review: overdue first, then by SLA due time."""
+    now = now or utcnow()
+    packs = list_packs(session=session, state=PackState.SUBMITTED)
+    return sorted(packs, key=lambda p: (not is_overdue(p, now), p.sla_due_at or now))
+
+
+# ---------------------------------------------------------------- items: validate and lint
+
+
+def _check_item(session: Session, position: int, op: ItemOp, entry_id: str | None, base_version: int | None,
+                fields: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Validate one item against the knowledge base; returns (stored data, lint findings)."""
+    where = f"第 {position + 1} 项 item {position + 1}"
+    if op == ItemOp.RETIRE:
+        entry = _existing(session, entry_id, where)
+        if entry.status == "retired":
+            raise Conflict(f"{where}: 条目已下线 entry {entry_id!r} is already retired", details={"position": position})
+        return {"reason": str(fields.get("reason", ""))}, []
+    model = EntryCreate if op == ItemOp.CREATE else VersionContent
+    data = dict(fields)
+    if op == ItemOp.CREATE and entry_id:
+        data["id"] = entry_id
+    if op == ItemOp.UPDATE:
+        entry = _existing(session, entry_id, where)
+        if base_version is not None and base_version > entry.latest_version:
+            raise ValidationFailed(f"{where}: 基准版本 {base_version} 不存在 base_version does not exist",
+                                   errors=[{"field": "base_version", "message": "unknown version", "position": position}])
+        data = {k: v for k, v in data.items() if k not in ENTRY_KEYS}
+    try:
+        content = model.model_validate(data)
+    except ValidationError as exc:
+        errors = [{"field": str(e["loc"][0]) if e["loc"] else "item", "message": e["msg"].removeprefix("Value error, "),
+                   "position": position} for e in exc.errors()]
+        raise ValidationFailed(f"{where}: 输入无效 invalid: " + ", ".join(dict.fromkeys(e["field"] for e in errors)),
+                               errors=errors) from None
+    if op == ItemOp.CREATE and content.id and session.get(Entry, content.id) is not None:
+        raise Conflict(f"{where}: 条目编号已存在 entry {content.id!r} already exists", details={"position": position})
+    stored = content.model_dump(mode="json", exclude_none=False)
+    for key in ("valid_from", "valid_to"):
+        if key not in fields or fields.get(key) in (None, ""):
+            stored[key] = None
+    findings = [asdict(f) for f in lint.lint_content(stored)]
+    return stored, findings
+
+
+def _existing(session: Session, entry_id: str | None, where: str) -> Entry:
+    entry = session.get(Entry, entry_id) if entry_id else None
+    if entry is None:
+        raise NotFound(f"{where}: 条目不存在 entry {entry_id!r} not found", details={"entry_id": entry_id})
+    return entry
+
+
+def _write_items(session: Session, pack: UpdatePack, data: PackIn) -> None:
+    for old in pack_items(session=session, pack_id=pack.id):
+        session.delete(old)
+    session.flush()
+    for position, item in enumerate(data.items):
+        stored, findings = _check_item(session, position, item.op, item.entry_id, item.base_version, item.fields())
+        session.add(PackItem(pack_id=pack.id, position=position, op=item.op.value,
+                             entry_id=item.entry_id or stored.get("id"), base_version=item.base_version,
+                             data=stored, findings=findings))
+    session.flush()
+
+
+def _parse(data: PackIn | Mapping[str, Any]) -> PackIn:
+    if isinstance(data, PackIn):
+        return data
+    try:
+        return PackIn.model_validate(dict(data))
+    except ValidationError as exc:
+        errors = []
+        for e in exc.errors():
+            message = e["msg"].removeprefix("Value error, ")
+            loc = [str(p) for p in e["loc"]]
+            named = message.split(":", 1)[0]
+            if named.isidentifier():  # a model-level check names its field first ("base_version: …")
+                loc.append(named)
+            errors.append({"field": ".".join(loc), "message": message})
+        raise ValidationFailed("更新包无效 invalid pack: " + ", ".join(e["field"] for e in errors), errors=errors) from None
+
+
+def _pack_hash(session: Session, pack: UpdatePack) -> str:
+    return audit.content_hash([(i.op, i.entry_id, i.base_version, i.data) for i in pack_items(session=session, pack_id=pack.id)])
+
+
+def _require(actor: Actor, *roles: Role, action: str) -> None:
+    if not actor.has(*roles):
+        raise PermissionDenied(f"无权限：{action} 需要角色 {'/'.join(r.value for r in roles)} — {actor.username} is {actor.role}",
+                               details={"action": action, "role": actor.role})
+
+
+def _own(pack: UpdatePack, actor: Actor, action: str) -> None:
+    if pack.submitter != actor.username:
+        raise PermissionDenied(f"只能{action}自己的更新包 only the submitter may {action} this pack",
+                               details={"pack_id": pack.id, "submitter": pack.submitter})
+
+
+def _audit(session: Session, pack: UpdatePack, actor: Actor, action: str, **detail: Any) -> None:
+    audit.append(session=session, actor=actor.username, action=f"pack.{action}", object_type="pack", object_id=pack.id,
+                 after_hash=_pack_hash(session, pack), detail={"state": pack.state, "revision": pack.revision, **detail})
+
+
+# ---------------------------------------------------------------- expert actions
+
+
+def create_pack(*, session: Session, data: PackIn | Mapping[str, Any], actor: Actor, source: str | None = None,
+                now: datetime | None = None) -> UpdatePack:
+    """Create a draft pack; every item is validated and linted now, nothing is published."""
+    _require(actor, Role.EXPERT, Role.ADMIN, action="create packs")
+    parsed = _parse(data)
+    now = now or utcnow()
+    pack = UpdatePack(title=parsed.title, submitter=actor.username, source=source, created_at=now, updated_at=now)
+    session.add(pack)
+    session.flush()
+    _write_items(session, pack, parsed)
+    _audit(session, pack, actor, "create", items=len(parsed.items), source=source)
+    return pack
+
+
+def edit_pack(*, session: Session, pack_id: str, data: PackIn | Mapping[str, Any], actor: Actor,
+              now: datetime | None = None) -> UpdatePack:
+    """Replace a draft's (or a submitted pack's) items; a new revision goes back to review."""
+    pack = get_pack(session=session, pack_id=pack_id)
+    _own(pack, actor, "edit")
+    parsed = _parse(data)
+    fire(pack, "edit")
+    pack.title, pack.revision, pack.updated_at = parsed.title, pack.revision + 1, now or utcnow()
+    _write_items(session, pack, parsed)
+    session.add(pack)
+    _audit(session, pack, actor, "edit", items=len(parsed.items))
+    return pack
+
+
+def submit_pack(*, session: Session, pack_id: str, actor: Actor, sla_hours: float = DEFAULT_SLA_HOURS,
+                now: datetime | None = None) -> UpdatePack:
+    """Send a draft to compliance review; starts the SLA clock."""
+    pack = get_pack(session=session, pack_id=pack_id)
+    _own(pack, actor, "submit")
+    items = pack_items(session=session, pack_id=pack.id)
+    if not items:
+        raise ValidationFailed("空更新包不能提交 an empty pack cannot be submitted", errors=[{"field": "items", "message": "empty"}])
+    _relint(session, items)
+    fire(pack, "submit")
+    now = now or utcnow()
+    pack.submitted_at, pack.sla_due_at, pack.updated_at = now, now + timedelta(hours=sla_hours), now
+    session.add(pack)
+    _audit(session, pack, actor, "submit", findings=sum(len(i.findings) for i in items))
+    return pack
+
+
+def withdraw_pack(*, session: Session, pack_id: str, actor: Actor, now: datetime | None = None) -> UpdatePack:
+    pack = get_pack(session=session, pack_id=pack_id)
+    _own(pack, actor, "withdraw")
+    fire(pack, "withdraw")
+    pack.updated_at = now or utcnow()
+    session.add(pack)
+    _audit(session, pack, actor, "withdraw")
+    return pack
+
+
+def revise_pack(*, session: Session, pack_id: str, actor: Actor, now: datetime | None = None) -> UpdatePack:
+    """Take a rejected pack back to draft for changes."""
+    pack = get_pack(session=session, pack_id=pack_id)
+    _own(pack, actor, "revise")
+    fire(pack, "revise")
+    pack.updated_at = now or utcnow()
+    session.add(pack)
+    _audit(session, pack, actor, "revise")
+    return pack
+
+
+def _relint(session: Session, items: list[PackItem]) -> list[dict[str, Any]]:
+    """Lint every item again with the rules in force now; store and return the findings."""
+    findings = []
+    for item in items:
+        if item.op != ItemOp.RETIRE:
+            item.findings = [asdict(f) for f in lint.lint_content(item.data)]
+            session.add(item)
+        findings.extend({**f, "position": item.position} for f in item.findings)
+    session.flush()
+    return findings
+
+
+# ---------------------------------------------------------------- reviewer actions
+
+
+def _four_eyes(pack: UpdatePack, actor: Actor, action: str) -> None:
+    _require(actor, Role.REVIEWER, Role.ADMIN, action=action)
+    if pack.submitter == actor.username:
+        raise PermissionDenied("四眼原则：提交人不能审批自己的更新包 four-eyes rule: the submitter cannot review their own pack",
+                               details={"pack_id": pack.id, "submitter": pack.submitter})
+
+
+def reject_pack(*, session: Session, pack_id: str, comment: str, actor: Actor, now: datetime | None = None) -> UpdatePack:
+    """Send a pack back to its expert with a reason."""
+    pack = get_pack(session=session, pack_id=pack_id)
+    _four_eyes(pack, actor, "reject packs")
+    if not comment or not comment.strip():
+        raise ValidationFailed("驳回须填写意见 a rejection needs a comment", errors=[{"field": "comment", "message": "empty"}])
+    findings = _relint(session, pack_items(session=session, pack_id=pack.id))
+    fire(pack, "reject")
+    pack.updated_at = now or utcnow()
+    session.add(pack)
+    session.add(Review(pack_id=pack.id, pack_revision=pack.revision, reviewer=actor.username, decision="reject",
+                       comment=comment.strip(), findings=findings, rules_version=lint.rules_version()))
+    _audit(session, pack, actor, "reject", comment=comment.strip())
+    return pack
+
+
+def approve_pack(*, session: Session, pack_id: str, data: ApproveIn | Mapping[str, Any] | None, actor: Actor,
+                 now: datetime | None = None) -> UpdatePack:
+    """Approve, lint again, and write every item's version in this transaction (with its outbox row).
+
+    Effective now → published; effective later → scheduled (the versions start then). A blocking
+    finding needs the reviewer's override reason; a stale base version is a Conflict and nothing is
+    written.
+    """
+    decision = data if isinstance(data, ApproveIn) else ApproveIn.model_validate(dict(data or {}))
+    now = now or utcnow()
+    pack = get_pack(session=session, pack_id=pack_id)
+    _four_eyes(pack, actor, "approve packs")
+    if decision.revision is not None and decision.revision != pack.revision:
+        raise Conflict(f"更新包已在审核后修改（第 {decision.revision} 版 → 第 {pack.revision} 版），请重新审核 "
+                       f"pack changed since it was reviewed", details={"reviewed": decision.revision, "current": pack.revision})
+    items = pack_items(session=session, pack_id=pack.id)
+    if not items:
+        raise ValidationFailed("空更新包不能审批 an empty pack cannot be approved", errors=[{"field": "items", "message": "empty"}])
+    findings = _relint(session, items)
+    blocking = [f for f in findings if f["severity"] == "block"]
+    override = (decision.override_reason or "").strip() or None
+    if blocking and not override:
+        raise ValidationFailed(
+            f"存在 {len(blocking)} 项阻断性合规问题，须填写豁免理由 {len(blocking)} blocking findings need an override reason",
+            errors=[{"field": "override_reason", "message": f"{f['flag']}: {f['message']}", "position": f["position"]} for f in blocking],
+        )
+    effective = decision.effective_at or now
+    fire(pack, "approve")
+    pack.approved_at, pack.approved_by, pack.effective_at, pack.updated_at = now, actor.username, effective, now
+    session.add(Review(pack_id=pack.id, pack_revision=pack.revision, reviewer=actor.username, decision="approve",
+                       comment=decision.comment, override_reason=override, findings=findings,
+                       rules_version=lint.rules_version()))
+    for item in items:
+        _apply(session, pack, item, effective=effective, now=now)
+    if effective > now:
+        fire(pack, "schedule")
+    else:
+        fire(pack, "publish")
+        pack.published_at = now
+    session.add(pack)
+    _audit(session, pack, actor, "approve", effective_at=effective.isoformat(), override_reason=override,
+           blocking=len(blocking), comment=decision.comment)
+    return pack
+
+
+def _apply(session: Session, pack: UpdatePack, item: PackItem, *, effective: datetime, now: datetime) -> None:
+    data = dict(item.data)
+    # Knowledge never takes effect before it was approved: an earlier (e.g. copied) start moves up.
+    requested = to_utc(data.get("valid_from"))
+    data["valid_from"] = max(requested, effective) if requested else effective
+    author = pack.submitter
+    if item.op == ItemOp.CREATE:
+        version = kb_service.create_entry(session=session, data=data, actor=author, pack_id=pack.id, now=now)
+        item.entry_id, item.result_version = version.entry_id, version.number
+    elif item.op == ItemOp.UPDATE:
+        version = kb_service.add_version(session=session, entry_id=item.entry_id or "", base_version=item.base_version or 0,
+                                         data=data, actor=author, pack_id=pack.id, now=now)
+        item.result_version = version.number
+    else:
+        kb_service.retire_entry(session=session, entry_id=item.entry_id or "", base_version=item.base_version or 0,
+                                actor=author, reason=data.get("reason", ""), effective_at=effective, pack_id=pack.id, now=now)
+    session.add(item)
+
+
+# ---------------------------------------------------------------- admin and scheduler
+
+
+def publish_due(*, session: Session, now: datetime | None = None) -> list[UpdatePack]:
+    """Mark scheduled packs whose effective time has come as published (their versions start by themselves)."""
+    now = now or utcnow()
+    due = session.exec(select(UpdatePack).where(UpdatePack.state == PackState.SCHEDULED,
+                                                col(UpdatePack.effective_at) <= now)).all()
+    for pack in due:
+        fire(pack, "publish")
+        pack.published_at = pack.effective_at
+        session.add(pack)
+        audit.append(session=session, actor="scheduler", action="pack.publish", object_type="pack", object_id=pack.id,
+                     detail={"effective_at": pack.effective_at.isoformat() if pack.effective_at else None})
+    return list(due)
+
+
+def publish_now(*, session: Session, pack_id: str, actor: Actor, now: datetime | None = None) -> UpdatePack:
+    """Admin: make a scheduled pack effective now. Versions are immutable, so each scheduled version is
+    republished as a new version starting now (the scheduled one then never comes into force)."""
+    _require(actor, Role.ADMIN, action="publish now")
+    now = now or utcnow()
+    pack = get_pack(session=session, pack_id=pack_id)
+    fire(pack, "publish")
+    for item in pack_items(session=session, pack_id=pack.id):
+        entry = kb_service.get_entry(session=session, entry_id=item.entry_id or "")
+        if item.op == ItemOp.RETIRE:
+            kb_service.reschedule_retirement(session=session, entry_id=entry.id, effective_at=now, actor=actor.username)
+            continue
+        scheduled = kb_service.get_version(session=session, entry_id=entry.id, number=item.result_version or 0)
+        content = {name: getattr(scheduled, name) for name in kb_service.CONTENT_FIELDS} | {"valid_from": now}
+        version = kb_service.add_version(session=session, entry_id=entry.id, base_version=entry.latest_version,
+                                         data=content, actor=actor.username, pack_id=pack.id, now=now)
+        item.result_version = version.number
+        session.add(item)
+    pack.published_at, pack.effective_at, pack.updated_at = now, now, now
+    session.add(pack)
+    _audit(session, pack, actor, "publish_now")
+    return pack
+
+
+def rollback_entry(*, session: Session, entry_id: str, to_version: int, actor: Actor, reason: str,
+                   now: datetime | None = None) -> EntryVersion:
+    """Admin: publish the content of an earlier version as a new version; history is never rewritten."""
+    _require(actor, Role.ADMIN, action="roll back")
+    if not reason.strip():
+        raise ValidationFailed("回滚须说明原因 a rollback needs a reason", errors=[{"field": "reason", "message": "empty"}])
+    now = now or utcnow()
+    entry = kb_service.get_entry(session=session, entry_id=entry_id)
+    old = kb_service.get_version(session=session, entry_id=entry_id, number=to_version)
+    content = {name: getattr(old, name) for name in kb_service.CONTENT_FIELDS} | {"valid_from": now, "valid_to": None}
+    version = kb_service.add_version(session=session, entry_id=entry_id, base_version=entry.latest_version,
+                                     data=content, actor=actor.username, now=now)
+    audit.append(session=session, actor=actor.username, action="entry.rollback", object_type="entry", object_id=entry_id,
+                 after_hash=version.content_hash, detail={"to_version": to_version, "new_version": version.number, "reason": reason})
+    return version
+
+
+def mark_searchable(*, session: Session, pack_ids: set[str], now: datetime | None = None) -> None:
+    """Record when a pack's changes became searchable (the worker calls this after indexing them)."""
+    now = now or utcnow()
+    for pack_id in pack_ids:
+        pack = session.get(UpdatePack, pack_id)
+        if pack is not None and pack.searchable_at is None and pack.approved_at is not None:
+            pack.searchable_at = max(now, pack.effective_at or now)
+            session.add(pack)
+
+
+# ---------------------------------------------------------------- SLA and freshness
+
+
+def escalate_overdue(*, session: Session, now: datetime | None = None) -> list[Escalation]:
+    """One escalation per overdue pack, for the reviewer group and the admins."""
+    now = now or utcnow()
+    raised = []
+    for pack in review_queue(session=session, now=now):
+        if not is_overdue(pack, now) or pack.escalated_at is not None:
+            continue
+        escalation = Escalation(pack_id=pack.id, due_at=pack.sla_due_at or now, created_at=now,
+                                notify_roles=[Role.REVIEWER.value, Role.ADMIN.value])
+        pack.escalated_at = now
+        session.add_all([escalation, pack])
+        audit.append(session=session, actor="sla-clock", action="pack.escalate", object_type="pack", object_id=pack.id,
+                     detail={"due_at": escalation.due_at.isoformat()})
+        raised.append(escalation)
+    return raised
+
+
+def percentile(values: list[float], q: int) -> float | None:
+    """The q-th percentile (inclusive method); None for no values."""
+    if not values:
+        return None
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
+def freshness(*, session: Session, since: datetime | None = None) -> dict[str, Any]:
+    """submit→live (hours) and approve→searchable (seconds), p50 / p95, for packs that became searchable."""
+    query = select(UpdatePack).where(col(UpdatePack.searchable_at).is_not(None))
+    if since:
+        query = query.where(col(UpdatePack.searchable_at) >= to_utc(since))
+    packs = session.exec(query).all()
+    live = [(p.searchable_at - p.submitted_at).total_seconds() / 3600 for p in packs if p.submitted_at and p.searchable_at]
+    searchable = [(p.searchable_at - max(p.approved_at, p.effective_at or p.approved_at)).total_seconds()
+                  for p in packs if p.approved_at and p.searchable_at]
+
+    def rounded(values: list[float], q: int, digits: int) -> float | None:
+        value = percentile(values, q)
+        return None if value is None else round(value, digits)
+
+    return {
+        "n": len(packs),
+        "submit_to_live_hours_p50": rounded(live, 50, 3), "submit_to_live_hours_p95": rounded(live, 95, 3),
+        "approve_to_searchable_seconds_p50": rounded(searchable, 50, 1),
+        "approve_to_searchable_seconds_p95": rounded(searchable, 95, 1),
+        "target_hours": DEFAULT_SLA_HOURS,
+    }
+
+
+def stale_entries(*, session: Session, today: date | None = None) -> list[EntryVersion]:
+    """Entries in force whose review date has passed: experts must re-check them."""
+    today = today or utcnow().date()
+    current = kb_service.current_versions(session=session)
+    return sorted((v for v in current.values() if v.review_by is not None and v.review_by < today),
+                  key=lambda v: v.review_by or today)
