@@ -269,6 +269,25 @@ def eval_retrieval(
         sys.stdout.write(json.dumps(report, ensure_ascii=False) + "\n")
 
 
+@eval_app.command("lint")
+def eval_lint(
+    cases: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="JSONL: {id, category, product_type, risk_level, text, expected_flags}.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Last stdout line: one JSON object with the report.")] = False,
+) -> None:
+    """Score the compliance lint on labelled cases: per-flag precision/recall, macro-F1, clean false positives."""
+    from review_workflow.lint_eval import evaluate_lint, read_cases
+
+    report = evaluate_lint(read_cases(cases))
+    table = Table("flag", "tp", "fp", "fn", "precision", "recall", title=f"{cases.name}: macro-F1 {report['macro_f1']}, "
+                  f"clean false positives {report['clean_false_positives']}")
+    for flag, row in report.items():
+        if isinstance(row, dict):
+            table.add_row(flag, *(str(row[k]) for k in ("tp", "fp", "fn", "precision", "recall")))
+    (err if as_json else out).print(table)
+    if as_json:
+        sys.stdout.write(json.dumps(report, ensure_ascii=False) + "\n")
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (ZHIKU_HOST).")] = None,

@@ -108,6 +108,18 @@ class Runtime:
                                             after_batch=after_batch, on_change=self.refresh_knowledge)
             return self._worker
 
+    def warm_up(self) -> None:
+        """Load the embedding model and the search vocabulary once, before serving."""
+        warm = getattr(self.embedder, "warm_up", None)
+        if warm is not None:
+            warm()
+        _ = self.searcher
+
+    def wake_worker(self) -> None:
+        """A change was committed: let a running worker index it now rather than at its next poll."""
+        if self._worker is not None:
+            self._worker.notify()
+
     def drain_outbox(self) -> int:
         """Apply every pending index change now (CLI, tests); returns events applied."""
         self.refresh_knowledge()
@@ -132,10 +144,13 @@ class Runtime:
 
         Outbox rows written before the sync started are satisfied by it and marked processed."""
         self.refresh_knowledge()
-        with Session(self.engine) as session:
+        with Session(self.engine, expire_on_commit=False) as session:
             last = session.exec(select(func.max(OutboxEvent.id))).one()
-            report = self.indexer.sync(session=session, rebuild=rebuild, progress=progress)
-            if last is not None:
+            windows = service.all_windows(session=session)
+            session.commit()
+        report = self.indexer.apply(windows, full=True, rebuild=rebuild, progress=progress)
+        if last is not None:
+            with Session(self.engine) as session:
                 session.execute(update(OutboxEvent).where(col(OutboxEvent.id) <= last, col(OutboxEvent.processed_at).is_(None))
                                 .values(processed_at=utcnow()))
                 session.commit()

@@ -97,38 +97,28 @@ class Indexer:
                 progress(len(batch))
         return written
 
-    def sync(self, *, session: Session, rebuild: bool = False, progress: Progress | None = None) -> SyncReport:
-        """Make the index match the database: index missing versions, refresh every validity window,
-        drop points of versions the database does not have. `rebuild` re-embeds everything."""
+    def apply(self, windows: list[service.Window], *, full: bool = False, rebuild: bool = False,
+              progress: Progress | None = None) -> SyncReport:
+        """Make the index agree with these windows: embed versions it lacks (all, with `rebuild`) and
+        refresh the validity of the others. `full` means the windows are the whole database, so index
+        points of versions not among them are removed. Touches no database: callers read the windows
+        in a short transaction and embed outside it."""
         self.ensure_ready()
-        windows = service.all_windows(session=session)
         present = self.index.version_ids()
-        wanted = {w.version.id for w in windows}
         removed = 0
-        for version_id in set(present) - wanted:
-            self.index.delete_version(version_id=version_id)
-            removed += 1
+        if full:
+            wanted = {w.version.id for w in windows}
+            for version_id in set(present) - wanted:
+                self.index.delete_version(version_id=version_id)
+                removed += 1
         todo = [w for w in windows if rebuild or w.version.id not in present]
         written = self.index_windows(todo, progress=progress)
-        updated = 0
         fresh = {w.version.id for w in todo}
+        updated = 0
         for window in windows:
             if window.version.id not in fresh:
                 updated += bool(self.index.set_valid_to(version_id=window.version.id, valid_to=epoch(window.end, OPEN_END)))
         return SyncReport(len(todo), written, updated, removed)
-
-    def sync_entries(self, *, session: Session, entry_ids: set[str]) -> SyncReport:
-        """Apply what changed for these entries: index their new versions, refresh all their windows."""
-        self.ensure_ready()
-        windows = [w for w in service.all_windows(session=session, entry_ids=entry_ids)]
-        present = self.index.version_ids()
-        todo = [w for w in windows if w.version.id not in present]
-        written = self.index_windows(todo)
-        updated = 0
-        for window in windows:
-            if window.version.id in present:
-                updated += bool(self.index.set_valid_to(version_id=window.version.id, valid_to=epoch(window.end, OPEN_END)))
-        return SyncReport(len(todo), written, updated, 0)
 
     def check(self, *, session: Session) -> DriftReport:
         """Compare the versions (and their chunk counts) in the database and in the index."""

@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from ingestion.indexer import Indexer
+from kb import service
 from kb.models import OutboxEvent
 from kb.timeutil import utcnow
 
@@ -48,37 +49,49 @@ class OutboxWorker:
             return len(session.exec(select(OutboxEvent.id).where(col(OutboxEvent.processed_at).is_(None))).all())
 
     def run_once(self, *, now: datetime | None = None) -> BatchResult:
-        """Apply one batch of pending events; on failure record the error and leave them pending."""
-        with self._run_lock, Session(self.engine, expire_on_commit=False) as session:
-            if self.tick is not None:
-                self.tick(session, now or utcnow())
+        """Apply one batch of pending events; on failure record the error and leave them pending.
+
+        The database is read and written in short transactions; embedding happens between them, so
+        a slow batch never holds a lock that requests wait for."""
+        with self._run_lock:
+            with Session(self.engine, expire_on_commit=False) as session:
+                if self.tick is not None:
+                    self.tick(session, now or utcnow())
+                    session.commit()
+                events = session.exec(select(OutboxEvent).where(col(OutboxEvent.processed_at).is_(None))
+                                      .order_by(col(OutboxEvent.id)).limit(self.batch)).all()
+                entry_ids = {e.entry_id for e in events}
+                windows = service.all_windows(session=session, entry_ids=entry_ids) if events else []
                 session.commit()
-            events = session.exec(select(OutboxEvent).where(col(OutboxEvent.processed_at).is_(None))
-                                  .order_by(col(OutboxEvent.id)).limit(self.batch)).all()
             if not events:
                 return BatchResult(0, 0, 0)
-            entry_ids = {e.entry_id for e in events}
+            ids = [e.id for e in events]
             try:
-                report = self.indexer.sync_entries(session=session, entry_ids=entry_ids)
+                report = self.indexer.apply(windows)
             except Exception as exc:  # the index may be down: keep the rows, count the attempt
-                session.rollback()
-                for event in events:
-                    event.attempts += 1
-                    event.last_error = f"{type(exc).__name__}: {exc}"[:2000]
-                    session.add(event)
-                session.commit()
-                log.warning("outbox batch failed (%d events pending): %s", len(events), exc)
-                return BatchResult(len(events), len(entry_ids), 0, error=str(exc))
+                self._record_failure(ids, exc)
+                log.warning("outbox batch failed (%d events pending): %s", len(ids), exc)
+                return BatchResult(len(ids), len(entry_ids), 0, error=str(exc))
             done = now or utcnow()
-            for event in events:
-                event.processed_at = done
-                session.add(event)
-            if self.after_batch is not None:
-                self.after_batch(session, {e.pack_id for e in events if e.pack_id}, done)
-            session.commit()
+            with Session(self.engine) as session:
+                rows = session.exec(select(OutboxEvent).where(col(OutboxEvent.id).in_(ids))).all()
+                for event in rows:
+                    event.processed_at = done
+                    session.add(event)
+                if self.after_batch is not None:
+                    self.after_batch(session, {e.pack_id for e in rows if e.pack_id}, done)
+                session.commit()
         if self.on_change is not None:
             self.on_change()
-        return BatchResult(len(events), len(entry_ids), report.points_written)
+        return BatchResult(len(ids), len(entry_ids), report.points_written)
+
+    def _record_failure(self, ids: list[int | None], exc: Exception) -> None:
+        with Session(self.engine) as session:
+            for event in session.exec(select(OutboxEvent).where(col(OutboxEvent.id).in_(ids))).all():
+                event.attempts += 1
+                event.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+                session.add(event)
+            session.commit()
 
     def drain(self, *, max_batches: int = 10_000) -> int:
         """Run batches until nothing is pending (or a batch fails); returns events applied."""

@@ -111,3 +111,21 @@ def verify(*, session: Session, batch: int = 5000) -> ChainReport:
     if head_seq != checked or head_hash != prev_hash:
         return ChainReport(False, checked, checked + 1, "the chain ends before its recorded head: events were deleted")
     return ChainReport(True, checked)
+
+
+def search_events(*, session: Session, entry_id: str | None = None, actor: str | None = None,
+                  action: str | None = None, since: datetime | None = None, until: datetime | None = None,
+                  limit: int = 10_000) -> list[AuditEvent]:
+    """Audit events matching every given filter, oldest first."""
+    query = select(AuditEvent)
+    if entry_id:
+        query = query.where(AuditEvent.object_id == entry_id)
+    if actor:
+        query = query.where(AuditEvent.actor == actor)
+    if action:
+        query = query.where(col(AuditEvent.action).startswith(action))
+    if since:
+        query = query.where(col(AuditEvent.ts) >= since)
+    if until:
+        query = query.where(col(AuditEvent.ts) <= until)
+    return list(session.exec(query.order_by(col(AuditEvent.id)).limit(limit)).all())

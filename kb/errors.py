@@ -54,3 +54,17 @@ class Unavailable(ZhikuError):
     """A dependency (index, model) is missing or down; the message names the command that fixes it."""
 
     code = "unavailable"
+
+
+class Unauthenticated(ZhikuError):
+    """Missing, wrong, expired or forged credentials."""
+
+    code = "unauthenticated"
+
+
+class RateLimited(ZhikuError):
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message, details={"retry_after": retry_after})
+        self.retry_after = retry_after

@@ -324,6 +324,64 @@ class ChangeNotice(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+class ApiToken(SQLModel, table=True):
+    """A signed-in session: only the SHA-256 of the bearer token is stored."""
+
+    __tablename__ = "api_token"
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(unique=True, index=True, max_length=64)
+    username: str = Field(index=True, max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+    revoked_at: datetime | None = None
+
+
+class ApiKey(SQLModel, table=True):
+    """A key for a bot or a bank system; shown once, stored as SHA-256, limited to its scopes."""
+
+    __tablename__ = "api_key"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100)
+    prefix: str = Field(index=True, max_length=16)
+    key_hash: str = Field(unique=True, max_length=64)
+    scopes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    rate_per_minute: int = 120
+    created_by: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+    revoked_at: datetime | None = None
+
+
+class SearchLog(SQLModel, table=True):
+    """Every search and retrieve: who asked what, and which entry versions they were shown."""
+
+    __tablename__ = "search_log"
+
+    id: int | None = Field(default=None, primary_key=True)
+    ts: datetime = Field(default_factory=utcnow, index=True)
+    actor: str = Field(index=True, max_length=100)
+    role: str = Field(max_length=20)
+    kind: str = Field(max_length=20)  # search | retrieve
+    query: str = Field(sa_column=Column(Text, nullable=False))
+    conversation_id: str | None = Field(default=None, index=True, max_length=64)
+    results: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    confidence: float | None = None
+    took_ms: float | None = None
+
+
+class Feedback(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    ts: datetime = Field(default_factory=utcnow, index=True)
+    actor: str = Field(max_length=100)
+    entry_id: str = Field(index=True, max_length=64)
+    version: int
+    useful: bool
+    query: str | None = Field(default=None, sa_column=Column(Text))
+    conversation_id: str | None = Field(default=None, max_length=64)
+    comment: str | None = Field(default=None, sa_column=Column(Text))
+
+
 # ---------------------------------------------------------------- public variants
 
 

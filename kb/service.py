@@ -338,6 +338,7 @@ def retire_entry(
 def _enqueue(session: Session, entry_id: str, reason: str, pack_id: str | None) -> None:
     """Tell the index worker, in this same transaction, that the entry changed."""
     session.add(OutboxEvent(entry_id=entry_id, reason=reason, pack_id=pack_id))
+    session.info["outbox"] = True  # whoever commits may wake the worker at once
 
 
 FIELD_LABELS = {

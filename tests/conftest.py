@@ -137,3 +137,40 @@ def no_network(monkeypatch):
     for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
         monkeypatch.delenv(var, raising=False)
     return attempts
+
+
+# ---------------------------------------------------------------- HTTP API
+
+ROLES = ("agent", "expert", "reviewer", "admin")
+PASSWORD = "zhiku-test-pass"
+
+
+@pytest.fixture
+def api(runtime):
+    """A TestClient on the runtime above, with one user per role (and a second expert and reviewer)."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from kb import users
+    from kb.db import session_scope
+
+    with session_scope(runtime.engine) as s:
+        for name in (*ROLES, "expert2", "reviewer2"):
+            users.create_user(session=s, username=name, password=PASSWORD, role=name.rstrip("2"), actor="test")
+    with TestClient(create_app(runtime=runtime, start_worker=False)) as client:
+        yield client
+
+
+@pytest.fixture
+def login(api):
+    """login(username) -> Authorization headers."""
+    cache: dict[str, dict[str, str]] = {}
+
+    def headers(username: str) -> dict[str, str]:
+        if username not in cache:
+            response = api.post("/api/v1/auth/token", json={"username": username, "password": PASSWORD})
+            assert response.status_code == 200, response.text
+            cache[username] = {"Authorization": f"Bearer {response.json()['access_token']}"}
+        return cache[username]
+
+    return headers

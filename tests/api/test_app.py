@@ -6,6 +6,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.errors import status_for
+from kb.errors import RateLimited, Unauthenticated
 from kb import errors
 from kb.db import make_engine, upgrade
 from kb.settings import Settings
@@ -36,6 +37,8 @@ def test_app_refuses_to_start_on_an_unmigrated_database(settings: Settings):
         (errors.ValidationFailed("x"), 422),
         (errors.PermissionDenied("x"), 403),
         (errors.Unavailable("x"), 503),
+        (Unauthenticated("x"), 401),
+        (RateLimited("x", retry_after=3), 429),
     ],
 )
 def test_each_domain_error_has_one_status(error, status):
