@@ -24,11 +24,13 @@ DESCRIPTION = """知库 Zhiku 的 HTTP 接口：坐席检索、机器人问答�
 validation_failed, permission_denied, rate_limited, unauthenticated。"""
 
 
-def create_app(settings: Settings | None = None, *, start_worker: bool = True, runtime: Runtime | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, start_worker: bool | None = None, runtime: Runtime | None = None) -> FastAPI:
     """Build the app; nothing is opened until the lifespan starts. The embedded default runs the
     outbox worker in-process; with `zhiku worker` running separately pass start_worker=False.
     A caller-owned `runtime` (tests) is used as given and left open."""
     settings = settings or (runtime.settings if runtime else get_settings())
+    if start_worker is None:
+        start_worker = settings.run_worker
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

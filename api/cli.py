@@ -292,18 +292,31 @@ def eval_lint(
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (ZHIKU_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (ZHIKU_PORT).")] = None,
+    workers: Annotated[int, typer.Option(help="API worker processes; >1 needs ZHIKU_QDRANT_URL and a separate `zhiku worker`.")] = 1,
 ) -> None:
     """Run the web server (API, pages) on the configured database and index."""
+    import os
+
     import uvicorn
 
     from api.app import create_app
 
     settings = _settings()
     host, port = host or settings.host, port or settings.port
+    if workers > 1 and not settings.qdrant_url:
+        err.print("错误 error: --workers > 1 needs a Qdrant server (ZHIKU_QDRANT_URL): the embedded index "
+                  "belongs to one process. Use PostgreSQL + Qdrant server for scale-out (docs/deployment.md).")
+        raise typer.Exit(2)
     Runtime.open(settings).close()  # fail fast with a clear message before binding the port
     base = f"http://{host}:{port}"
     out.print(f"知库 Zhiku serving on {base}  (health {base}/healthz, API docs {base}/docs)")
     _print_demo_logins_if_present(settings)
+    if workers > 1:
+        os.environ["ZHIKU_RUN_WORKER"] = "false"
+        out.print(f"{workers} API workers; run `zhiku worker` once, separately, to index published changes")
+        uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers,
+                    log_level=settings.log_level.lower())
+        return
     uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level.lower())
 
 

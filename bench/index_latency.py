@@ -17,8 +17,10 @@ not polluted by the generator or by other configs:
    GIL), time a "publish" (upsert a 5-chunk version + close the old one);
 2. serve — reopen the index (load time), run the queries: dense, sparse,
    hybrid (RRF) and filtered hybrid (valid_at, half with a category), report
-   p50/p95, RSS, then recall@10 of the dense search against numpy brute force
-   (unfiltered and filtered).
+   p50/p95 (wall) and mean process CPU time per query (robust to other load
+   on the machine; the 1-minute load average is reported too), RSS, then
+   recall@10 of the dense search against numpy brute force (unfiltered and
+   filtered).
 
 Per query kind, the query loop stops after ``--budget`` seconds (at least
 ``--min-queries`` queries) — qdrant-client local mode takes ~1.5 s per query
@@ -226,7 +228,7 @@ def child_serve(args: argparse.Namespace) -> dict[str, Any]:
         "hybrid": lambda q: idx.search_hybrid(q.dense, q.sparse, limit=LIMIT, prefetch=PREFETCH),
         "filtered_hybrid": lambda q: idx.search_hybrid(q.dense, q.sparse, limit=LIMIT, prefetch=PREFETCH, flt=q.flt),
     }
-    out: dict[str, Any] = {"load_s": load_s, "count": n}
+    out: dict[str, Any] = {"load_s": load_s, "count": n, "loadavg_start": os.getloadavg()[0]}
     dense_results: list[list[str]] = []
     dense_f_results: list[list[str]] = []
     for kind, fn in kinds.items():
@@ -234,6 +236,7 @@ def child_serve(args: argparse.Namespace) -> dict[str, Any]:
             fn(q)
         times: list[float] = []
         start = time.perf_counter()
+        cpu0 = time.process_time()  # all threads of the process, incl. the engine's search pool
         for qi, q in enumerate(queries):
             t = time.perf_counter()
             res = fn(q)
@@ -242,7 +245,9 @@ def child_serve(args: argparse.Namespace) -> dict[str, Any]:
                 dense_results.append([h.id for h in res])
             if time.perf_counter() - start > args.budget and qi + 1 >= args.min_queries:
                 break
-        out[kind] = {"p50_ms": pct(times, 50), "p95_ms": pct(times, 95), "mean_ms": float(np.mean(times) * 1000), "queries": len(times)}
+        cpu_ms = (time.process_time() - cpu0) * 1000 / len(times)
+        out[kind] = {"p50_ms": pct(times, 50), "p95_ms": pct(times, 95), "mean_ms": float(np.mean(times) * 1000),
+                     "cpu_ms": cpu_ms, "queries": len(times)}
     # filtered dense, for the filtered recall only (not timed; same time budget)
     start = time.perf_counter()
     for q in queries[: len(dense_results)]:
@@ -250,6 +255,7 @@ def child_serve(args: argparse.Namespace) -> dict[str, Any]:
         if time.perf_counter() - start > args.budget and len(dense_f_results) >= args.min_queries:
             break
     nq_rec = len(dense_f_results)
+    out["loadavg_end"] = os.getloadavg()[0]
     out["rss_serve_base_mb"] = rss0
     out["rss_loaded_mb"] = rss_loaded
     out["rss_serve_mb"] = rss_mb()
@@ -312,7 +318,7 @@ def table(results: list[dict[str, Any]]) -> str:
     head = (
         "| backend | mode | n | upsert s (pts/s) | optimize s (max GIL stall) | publish ms | load s "
         "| dense p50/p95 ms | sparse p50/p95 | hybrid p50/p95 | filtered hybrid p50/p95 | queries d/s/h/fh "
-        "| recall@10 dense (filtered) | RSS serve MB (peak build) | disk MB |"
+        "| recall@10 dense (filtered) | RSS serve MB (peak build) | disk MB | CPU ms/query d/s/h/fh | loadavg |"
     )
     sep = "|" + "|".join("---" for _ in range(head.count("|") - 1)) + "|"
     rows = [head, sep]
@@ -326,7 +332,9 @@ def table(results: list[dict[str, Any]]) -> str:
             f"| {pp('dense')} | {pp('sparse')} | {pp('hybrid')} | {pp('filtered_hybrid')} "
             f"| {'/'.join(str(r[k]['queries']) for k in ('dense', 'sparse', 'hybrid', 'filtered_hybrid'))} "
             f"| {fmt(r['recall10_dense'], 3)} ({fmt(r['recall10_dense_filtered'], 3)}) "
-            f"| {r['rss_serve_mb']:,.0f} ({r['rss_build_peak_mb']:,.0f}) | {r['disk_mb']:,.0f} |"
+            f"| {r['rss_serve_mb']:,.0f} ({r['rss_build_peak_mb']:,.0f}) | {r['disk_mb']:,.0f} "
+            f"| {'/'.join(fmt(r[k]['cpu_ms']) for k in ('dense', 'sparse', 'hybrid', 'filtered_hybrid'))} "
+            f"| {fmt(r['loadavg_start'])}–{fmt(r['loadavg_end'])} |"
         )
     return "\n".join(rows)
 

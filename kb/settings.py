@@ -22,6 +22,7 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, description="Port `zhiku serve` binds.")
     secret_key: str | None = Field(default=None, description="Signing key for sessions and tokens; default: generated once into <data_dir>/secret_key.")
     log_level: str = Field(default="INFO", description="Python logging level.")
+    run_worker: bool = Field(default=True, description="Run the outbox worker inside the server process; false when `zhiku worker` runs on its own (several API workers).")
     max_body_bytes: int = Field(default=1_048_576, description="Largest JSON request body accepted (bytes); larger → 413.")
     sla_hours: float = Field(default=24.0, description="Review SLA: a submitted pack is overdue this many hours later.")
     notice_days: float = Field(default=7.0, description="How long a changed entry's card carries the change marker.")

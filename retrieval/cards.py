@@ -9,7 +9,7 @@ from sqlmodel import Session
 
 from kb import service
 from kb.models import Category, EntryVersion
-from kb.timeutil import to_utc, utcnow
+from kb.timeutil import to_local, to_utc, utcnow
 
 DEFAULT_NOTICE_DAYS = 7
 CHANGED_MESSAGE = "该产品信息已变更，请注意话术更新"
@@ -33,7 +33,7 @@ class Citation:
 
     @property
     def text(self) -> str:
-        return f"{self.entry_id} 第{self.version}版，{self.valid_from:%Y-%m-%d}起生效"
+        return f"{self.entry_id} 第{self.version}版，{to_local(self.valid_from):%Y-%m-%d}起生效"
 
 
 @dataclass(frozen=True)

@@ -80,7 +80,7 @@ class Review(SQLModel, table=True):
     comment: str = Field(default="", sa_column=Column(Text, nullable=False))
     override_reason: str | None = Field(default=None, sa_column=Column(Text))
     findings: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    rules_version: str = Field(default="", max_length=40)
+    rules_version: str = Field(default="", max_length=200)
     created_at: datetime = Field(default_factory=utcnow)
 
 

@@ -5,7 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from api.deps import Admins, Authors, Editors, Reviewers, SessionDep
+from api.deps import Admins, Authors, Editors, Reviewers, RuntimeDep, SessionDep
 from api.schemas import RejectIn
 from review_workflow import service as workflow
 from review_workflow.models import ApproveIn, PackIn, PackPublic, PackState
@@ -28,9 +28,9 @@ def edit(pack_id: str, body: PackIn, caller: Authors, session: SessionDep) -> Pa
 
 
 @router.post("/packs/{pack_id}/submit", response_model=PackPublic)
-def submit(pack_id: str, caller: Authors, session: SessionDep) -> PackPublic:
-    """Expert: send your draft to compliance review (starts the 24 h SLA clock)."""
-    pack = workflow.submit_pack(session=session, pack_id=pack_id, actor=caller.actor)
+def submit(pack_id: str, caller: Authors, runtime: RuntimeDep, session: SessionDep) -> PackPublic:
+    """Expert: send your draft to compliance review (starts the SLA clock, 24 h by default)."""
+    pack = workflow.submit_pack(session=session, pack_id=pack_id, actor=caller.actor, sla_hours=runtime.settings.sla_hours)
     return workflow.to_public(session=session, pack=pack)
 
 

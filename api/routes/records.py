@@ -9,21 +9,21 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from api.deps import Auditors, FeedbackGivers, NoticeReaders, SessionDep
+from api.deps import Auditors, FeedbackGivers, NoticeReaders, RuntimeDep, SessionDep
 from api.schemas import FeedbackIn
 from kb import audit, service
 from kb.models import AuditEventPublic, ChangeNoticePublic, SearchLog
 from kb.timeutil import utcnow
-from retrieval.cards import DEFAULT_NOTICE_DAYS
 from retrieval.logs import record_feedback, search_logs
 
 router = APIRouter(tags=["records"])
 
 
 @router.get("/notices", response_model=list[ChangeNoticePublic])
-def notices(caller: NoticeReaders, session: SessionDep, since: datetime | None = None) -> list[ChangeNoticePublic]:
+def notices(caller: NoticeReaders, runtime: RuntimeDep, session: SessionDep,
+            since: datetime | None = None) -> list[ChangeNoticePublic]:
     """What changed since `since` (default: the notice window, 7 days): 「起购金额：1万元 → 1元」."""
-    start = since or utcnow() - timedelta(days=DEFAULT_NOTICE_DAYS)
+    start = since or utcnow() - timedelta(days=runtime.settings.notice_days)
     return [ChangeNoticePublic.model_validate(n, from_attributes=True) for n in service.notices_since(session=session, since=start)]
 
 

@@ -11,7 +11,7 @@ from api.schemas import LintIn, LintOut, PassageOut, RetrieveIn, RetrieveOut, Se
 from kb import service
 from kb.models import Category
 from kb.timeutil import utcnow
-from retrieval.cards import DEFAULT_NOTICE_DAYS, Citation
+from retrieval.cards import Citation
 from retrieval.logs import log_search
 from retrieval.search import Filters
 from review_workflow import lint
@@ -33,7 +33,7 @@ def search(body: SearchIn, caller: Searchers, runtime: RuntimeDep, session: Sess
                       product_types=_listed(flt.product_type) if flt else (), tags=tuple(flt.tags or ()) if flt else ())
     response = runtime.searcher.search(body.query, top_k=body.top_k, filters=filters, as_of=body.as_of)
     log_search(session=session, actor=caller.actor.username, role=caller.actor.role, kind="search", response=response)
-    since = (body.as_of or utcnow()) - timedelta(days=DEFAULT_NOTICE_DAYS)
+    since = (body.as_of or utcnow()) - timedelta(days=runtime.settings.notice_days)
     changed = {n.entry_id for n in service.notices_since(session=session, since=since, until=body.as_of,
                                                          entry_ids=[h.entry_id for h in response.hits])}
     return SearchOut(

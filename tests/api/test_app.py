@@ -12,14 +12,21 @@ from kb.db import make_engine, upgrade
 from kb.settings import Settings
 
 
-def test_healthz_on_a_migrated_database(settings: Settings):
-    engine = make_engine(settings.resolved_database_url)
-    upgrade(engine)
-    engine.dispose()
-    with TestClient(create_app(settings)) as client:
+def test_healthz_on_a_migrated_database(runtime):
+    with TestClient(create_app(runtime=runtime)) as client:
         response = client.get("/healthz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok", "entries": 0, "entries_in_force": 0}
+
+
+def test_app_refuses_to_start_without_the_model_and_names_the_fix(settings: Settings, tmp_path):
+    settings.embed_model = str(tmp_path / "missing-model")
+    engine = make_engine(settings.resolved_database_url)
+    upgrade(engine)
+    engine.dispose()
+    with pytest.raises(errors.Unavailable, match="zhiku models prepare"):
+        with TestClient(create_app(settings)):
+            pass
 
 
 def test_app_refuses_to_start_on_an_unmigrated_database(settings: Settings):

@@ -113,7 +113,7 @@ def upgrade() -> None:
     sa.Column('comment', sa.Text(), nullable=False),
     sa.Column('override_reason', sa.Text(), nullable=True),
     sa.Column('findings', sa.JSON(), nullable=False),
-    sa.Column('rules_version', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+    sa.Column('rules_version', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
     sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['pack_id'], ['update_pack.id'], ),
     sa.PrimaryKeyConstraint('id')
