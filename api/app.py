@@ -56,9 +56,11 @@ def create_app(settings: Settings | None = None, *, start_worker: bool | None = 
     @app.middleware("http")
     async def limit_body(request: Request, call_next):  # type: ignore[no-untyped-def]
         length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > settings.max_body_bytes:
+        multipart = request.headers.get("content-type", "").startswith("multipart/")
+        limit = settings.upload_max_bytes if multipart else settings.max_body_bytes
+        if length and length.isdigit() and int(length) > limit:
             return JSONResponse(status_code=413, content=error_body(
-                "payload_too_large", f"请求体过大（上限 {settings.max_body_bytes} 字节） request body too large"))
+                "payload_too_large", f"请求体过大（上限 {limit} 字节） request body too large"))
         return await call_next(request)
 
     app.mount("/static/swagger", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="swagger")

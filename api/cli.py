@@ -30,9 +30,10 @@ users_app = typer.Typer(help="User accounts.", no_args_is_help=True)
 entries_app = typer.Typer(help="Knowledge entries.", no_args_is_help=True)
 audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
 models_app = typer.Typer(help="The offline embedding model.", no_args_is_help=True)
+pack_app = typer.Typer(help="Update-pack files.", no_args_is_help=True)
 eval_app = typer.Typer(help="Measure retrieval quality on labelled questions.", no_args_is_help=True)
 for sub, name in ((db_app, "db"), (demo_app, "demo"), (users_app, "users"), (entries_app, "entries"),
-                  (audit_app, "audit"), (models_app, "models"), (eval_app, "eval")):
+                  (audit_app, "audit"), (models_app, "models"), (eval_app, "eval"), (pack_app, "pack")):
     app.add_typer(sub, name=name)
 
 out = Console(soft_wrap=True)
@@ -194,6 +195,55 @@ def reindex(
                     err.print(f"  {label}: {vid}")
             raise typer.Exit(1)
         _sync(runtime, rebuild=True)
+
+
+@pack_app.command("template")
+def pack_template(path: Annotated[Path, typer.Argument(help="Where to write the XLSX template.")] = Path("知库更新包模板.xlsx")) -> None:
+    """Write the XLSX update-pack template (Chinese headers, instructions sheet, one example row)."""
+    from ingestion.parsers import write_template
+
+    out.print(f"已写入模板 template written: {write_template(path)}")
+
+
+@app.command()
+def ingest(
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A .md, .xlsx, .csv, .docx, .pdf or .zip file.")],
+    submit: Annotated[bool, typer.Option("--submit", help="Submit the draft for review at once.")] = False,
+    as_user: Annotated[str, typer.Option("--as", help="The expert the pack belongs to.")] = "expert",
+    title: Annotated[str | None, typer.Option(help="Pack title (default: the file name).")] = None,
+) -> None:
+    """Preview an update-pack file and save it as a draft (exit 1, nothing saved, on any error)."""
+    from kb.models import Actor
+    from review_workflow import service as workflow
+    from review_workflow.upload import pack_from_upload, preview_upload
+
+    data = path.read_bytes()
+    with _session() as session:
+        user = users.get_user(session=session, username=as_user)
+        with Progress(transient=True, console=err) as bar:
+            bar.add_task(f"解析 parsing {path.name}", total=None)
+            preview, _ = preview_upload(session=session, filename=path.name, data=data)
+        _print_preview(preview)
+        if not preview.ok:
+            raise typer.Exit(1)
+        pack, _ = pack_from_upload(session=session, filename=path.name, data=data, title=title,
+                                   actor=Actor(user.username, user.role))
+        if submit:
+            workflow.submit_pack(session=session, pack_id=pack.id, actor=Actor(user.username, user.role),
+                                 sla_hours=_settings().sla_hours)
+    out.print(f"更新包 pack {pack.id}: {pack.state}, {len(preview.items)} items")
+
+
+def _print_preview(preview) -> None:  # type: ignore[no-untyped-def]
+    table = Table("#", "操作", "条目", "标题", "变更 changes", "合规 lint", "来源 source", title=f"预览 preview: {preview.file}")
+    for item in preview.items:
+        changes = "无变化 unchanged" if item.unchanged else "；".join(
+            f"{c['key']}: {c['before'] or ''} → {c['after'] or ''}" for c in item.changes)[:120]
+        lint_text = "、".join(f"{f['flag']}({f['severity']})" for f in item.findings)
+        table.add_row(str(item.position + 1), item.op, item.entry_id or "新", item.title, changes, lint_text, item.source)
+    out.print(table)
+    for e in preview.errors:
+        err.print(f"错误 error: {e.get('message')}")
 
 
 @app.command()

@@ -11,6 +11,7 @@ from api.runtime import Runtime
 from kb import service
 from kb.db import make_engine, session_scope, upgrade
 from kb.settings import Settings
+from retrieval.embedding import Embedder
 from retrieval.evaluate import CorpusMap, QueryResult, corpus_entries, read_jsonl, run_queries, safe_entry_id, score
 
 EVAL_ACTOR = "zhiku-eval"
@@ -36,7 +37,7 @@ def load_corpus(runtime: Runtime, rows: list[dict[str, Any]]) -> CorpusMap:
 
 def evaluate_retrieval(
     *, corpus: Path, queries: Path, settings: Settings, top_k: int = 10,
-    progress: Callable[[str, int, int], None] | None = None,
+    progress: Callable[[str, int, int], None] | None = None, embedder: Embedder | None = None,
 ) -> tuple[dict[str, Any], list[QueryResult]]:
     """Score the search path on a labelled question set; returns (report, per-query results)."""
     rows, questions = read_jsonl(corpus), read_jsonl(queries)
@@ -45,7 +46,7 @@ def evaluate_retrieval(
         engine = make_engine(store.resolved_database_url)
         upgrade(engine)
         engine.dispose()
-        runtime = Runtime.open(store)
+        runtime = Runtime.open(store, embedder=embedder)
         try:
             mapping = load_corpus(runtime, rows)
             step = _stepper(progress, "index", len(mapping.line_of))

@@ -24,6 +24,7 @@ class Settings(BaseSettings):
     log_level: str = Field(default="INFO", description="Python logging level.")
     run_worker: bool = Field(default=True, description="Run the outbox worker inside the server process; false when `zhiku worker` runs on its own (several API workers).")
     max_body_bytes: int = Field(default=1_048_576, description="Largest JSON request body accepted (bytes); larger → 413.")
+    upload_max_bytes: int = Field(default=50 * 1024 * 1024, description="Largest update-pack file upload (bytes); larger → 413.")
     sla_hours: float = Field(default=24.0, description="Review SLA: a submitted pack is overdue this many hours later.")
     notice_days: float = Field(default=7.0, description="How long a changed entry's card carries the change marker.")
 

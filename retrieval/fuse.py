@@ -1,7 +1,36 @@
-"""Rank fusion as pure functions: reciprocal-rank fusion keyed by id, optionally weighted."""
+"""Fusion of ranked lists as pure functions keyed by id: convex score fusion and reciprocal-rank fusion."""
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
+from typing import TypeVar
+
+K = TypeVar("K", bound=Hashable)
+
+
+def convex(dense: Mapping[K, float], sparse: Mapping[K, float], *, dense_weight: float = 0.5) -> dict[K, float]:
+    """score(id) = w · dense' + (1 − w) · sparse', both scaled to [0, 1] over the candidates.
+
+    dense' is min-max scaled over the retrieved candidates; an id the dense list did not return gets
+    that list's minimum (all a prefetch-limited search knows about it). sparse' is the BM25 score
+    over the best one: BM25 0 means no shared term, so it is the natural bottom, and an id the
+    sparse list did not return gets 0. Unlike RRF, this keeps how far apart the scores are: a clear
+    lexical match is not reduced to "rank 1" and a near-tie in cosine does not become a whole rank.
+    """
+    if not 0.0 <= dense_weight <= 1.0:
+        raise ValueError("dense_weight must be in [0, 1]")
+    ids = list(dict.fromkeys([*dense, *sparse]))
+    if not ids:
+        return {}
+    low = min(dense.values(), default=0.0)
+    high = max(dense.values(), default=0.0)
+    span = high - low
+    top = max(sparse.values(), default=0.0)
+    scores: dict[K, float] = {}
+    for key in ids:
+        d = (dense.get(key, low) - low) / span if span > 0 else (1.0 if key in dense else 0.0)
+        s = sparse.get(key, 0.0) / top if top > 0 else 0.0
+        scores[key] = dense_weight * d + (1.0 - dense_weight) * s
+    return scores
 
 
 def rrf(lists: Sequence[Sequence[Hashable]], *, k: int = 60, weights: Sequence[float] | None = None) -> dict[Hashable, float]:

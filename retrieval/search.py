@@ -1,5 +1,5 @@
-"""The one search path every front end uses: normalise → dense + sparse → fuse → collapse to entries
-→ related entries → confidence."""
+"""The one search path every front end uses: normalise → dense + sparse chunk search → per entry, its
+best chunk in each → convex score fusion → related entries → confidence."""
 from __future__ import annotations
 
 import time
@@ -13,7 +13,7 @@ from retrieval import fuse
 from retrieval.confidence import ConfidenceModel
 from retrieval.embedding import Embedder
 from retrieval.index.base import OPEN_END, Hit, IndexFilter, VectorIndex
-from retrieval.text import Analyzer, has_content, normalize, truncate_query
+from retrieval.text import Analyzer, has_content, normalize, to_simplified, truncate_query
 
 SNIPPET_CHARS = 160
 
@@ -45,7 +45,7 @@ class EntryHit:
     text: str
     snippet: str
     dense: float | None = None  # best chunk cosine
-    sparse_rank: int | None = None
+    sparse_rank: int | None = None  # the entry's rank by its best chunk's BM25 score
     related: list[RelatedRef] = field(default_factory=list)
 
 
@@ -97,12 +97,12 @@ class Searcher:
     """Hybrid search over one index with one embedder and analyzer (shared, thread-safe)."""
 
     def __init__(self, *, index: VectorIndex, embedder: Embedder, analyzer: Analyzer,
-                 confidence: ConfidenceModel | None = None, prefetch: int = 60, rrf_k: int = 60,
-                 weights: tuple[float, float] = (1.0, 1.0), handoff_below: float = 0.5,
-                 associations: Associations | None = None) -> None:
+                 confidence: ConfidenceModel | None = None, prefetch: int = 60, dense_weight: float = 0.5,
+                 handoff_below: float = 0.5, associations: Associations | None = None) -> None:
         self.index, self.embedder, self.analyzer = index, embedder, analyzer
         self.confidence = confidence or ConfidenceModel.default()
-        self.prefetch, self.rrf_k, self.weights = prefetch, rrf_k, weights
+        # Equal weight: the measured optimum was flat between 0.45 and 0.55 on all four eval sets.
+        self.prefetch, self.dense_weight = prefetch, dense_weight
         self.handoff_below = handoff_below
         self.associations = associations or Associations()
 
@@ -134,33 +134,36 @@ class Searcher:
         return SearchResponse(query, normalized, top, confidence, confidence < self.handoff_below, _ms(started))
 
     def _collapse(self, dense_hits: Sequence[Hit], sparse_hits: Sequence[Hit]) -> list[EntryHit]:
-        """Fuse chunk rankings, then keep each entry once at its best chunk."""
-        fused = fuse.rrf([[h.id for h in dense_hits], [h.id for h in sparse_hits]], k=self.rrf_k, weights=self.weights)
-        by_id = {h.id: h for h in sparse_hits} | {h.id: h for h in dense_hits}
-        dense_score = {h.id: h.score for h in dense_hits}
-        sparse_rank = {h.id: rank for rank, h in enumerate(sparse_hits, start=1)}
-        best: dict[str, EntryHit] = {}
-        for point_id, score in sorted(fused.items(), key=lambda kv: -kv[1]):
-            payload = by_id[point_id].payload
-            entry_id = payload["entry_id"]
-            cosine = dense_score.get(point_id)
-            hit = best.get(entry_id)
-            if hit is None:
-                best[entry_id] = EntryHit(
-                    entry_id=entry_id, version=int(payload["version"]), version_id=payload["version_id"],
-                    title=payload["title"], category=payload["category"], product_type=payload.get("product_type"),
-                    valid_from=datetime.fromtimestamp(int(payload["valid_from"]), UTC), score=score,
-                    text=payload.get("text", ""), snippet=_snippet(payload.get("text", ""), payload["title"]),
-                    dense=cosine, sparse_rank=sparse_rank.get(point_id),
-                )
-            else:
-                # The entry's other chunks still tell how close it is semantically and lexically.
-                if cosine is not None and (hit.dense is None or cosine > hit.dense):
-                    hit.dense = cosine
-                rank = sparse_rank.get(point_id)
-                if rank is not None and (hit.sparse_rank is None or rank < hit.sparse_rank):
-                    hit.sparse_rank = rank
-        return sorted(best.values(), key=lambda h: -h.score)
+        """Score entries, not chunks: each entry by its best chunk in each list, then fused.
+
+        Fusing chunks first would split an entry whose title chunk matches the words and whose body
+        chunk matches the meaning into two half-scored candidates.
+        """
+        dense: dict[str, float] = {}
+        sparse: dict[str, float] = {}
+        chunks: dict[str, dict[str, Hit]] = {}
+        for listed, best in ((dense_hits, dense), (sparse_hits, sparse)):
+            for h in listed:
+                entry_id = h.payload["entry_id"]
+                chunks.setdefault(entry_id, {}).setdefault(h.id, h)
+                best[entry_id] = max(best.get(entry_id, h.score), h.score)
+        fused = fuse.convex(dense, sparse, dense_weight=self.dense_weight)
+        # The chunk shown for an entry is the one that scores best itself, on the same scale.
+        chunk_score = fuse.convex({h.id: h.score for h in dense_hits}, {h.id: h.score for h in sparse_hits},
+                                  dense_weight=self.dense_weight)
+        sparse_rank = {e: rank for rank, e in enumerate(sorted(sparse, key=lambda e: -sparse[e]), start=1)}
+        hits = []
+        for entry_id, score in sorted(fused.items(), key=lambda kv: -kv[1]):
+            payload = max(chunks[entry_id].values(), key=lambda h: chunk_score[h.id]).payload
+            text = payload.get("text", "")
+            hits.append(EntryHit(
+                entry_id=entry_id, version=int(payload["version"]), version_id=payload["version_id"],
+                title=payload["title"], category=payload["category"], product_type=payload.get("product_type"),
+                valid_from=datetime.fromtimestamp(int(payload["valid_from"]), UTC), score=score,
+                text=text, snippet=_snippet(text, payload["title"]),
+                dense=dense.get(entry_id), sparse_rank=sparse_rank.get(entry_id),
+            ))
+        return hits
 
     def _attach_related(self, hits: list[EntryHit], normalized: str, *, limit: int) -> None:
         shown = {h.entry_id for h in hits}
@@ -177,6 +180,7 @@ class Searcher:
 
 
 def _snippet(text: str, title: str) -> str:
+    title = to_simplified(title)  # chunk text is simplified (ingestion.chunking)
     body = text[len(title):].strip() if text.startswith(title) else text
     return body[:SNIPPET_CHARS] + ("…" if len(body) > SNIPPET_CHARS else "")
 

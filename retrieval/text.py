@@ -36,14 +36,19 @@ _converter_lock = threading.Lock()
 
 @lru_cache(maxsize=1)
 def _opencc() -> OpenCC:
+    # t2s, not tw2sp: tw2sp's Taiwan-phrase table also rewrites mainland text (程序→进程, 方程式→方程序).
     return OpenCC("t2s")
+
+
+def to_simplified(text: str) -> str:
+    """Traditional → simplified Chinese (OpenCC t2s), nothing else changed."""
+    with _converter_lock:
+        return _opencc().convert(text)
 
 
 def normalize(text: str, *, lower: bool = True) -> str:
     """Traditional → simplified, full-width → half-width (NFKC), lower case, one space between words."""
-    text = unicodedata.normalize("NFKC", text)
-    with _converter_lock:
-        text = _opencc().convert(text)
+    text = to_simplified(unicodedata.normalize("NFKC", text))
     text = _SPACE.sub(" ", text).strip()
     return text.lower() if lower else text
 

@@ -174,3 +174,20 @@ def login(api):
         return cache[username]
 
     return headers
+
+
+@pytest.fixture
+def data_dir_with_db(tmp_path, monkeypatch):
+    """ZHIKU_DATA_DIR on a migrated SQLite database with the demo accounts' usernames, for CLI tests."""
+    from kb import users
+    from kb.db import session_scope
+
+    data = tmp_path / "cli-data"
+    monkeypatch.setenv("ZHIKU_DATA_DIR", str(data))
+    monkeypatch.delenv("ZHIKU_DATABASE_URL", raising=False)
+    engine = make_engine(f"sqlite:///{data / 'zhiku.db'}")
+    upgrade(engine)
+    with session_scope(engine) as s:
+        users.create_user(session=s, username="expert", password=PASSWORD, role="expert", actor="test")
+    engine.dispose()
+    return data

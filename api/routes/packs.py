@@ -3,7 +3,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Form, Query, UploadFile
+
+from ingestion.parsers import Limits
+from review_workflow.upload import pack_from_upload
 
 from api.deps import Admins, Authors, Editors, Reviewers, RuntimeDep, SessionDep
 from api.schemas import RejectIn
@@ -17,6 +20,17 @@ router = APIRouter(tags=["packs"])
 def create(body: PackIn, caller: Authors, session: SessionDep) -> PackPublic:
     """Expert: create a draft pack; items are validated and linted now (findings in the response)."""
     pack = workflow.create_pack(session=session, data=body, actor=caller.actor)
+    return workflow.to_public(session=session, pack=pack)
+
+
+@router.post("/packs/upload", response_model=PackPublic, status_code=201)
+async def upload(caller: Authors, runtime: RuntimeDep, session: SessionDep, file: UploadFile,
+                 title: Annotated[str | None, Form()] = None) -> PackPublic:
+    """Expert: upload a pack file (.md .xlsx .csv .docx .pdf .zip); any error → 422 naming file, sheet and row, nothing saved."""
+    limits = Limits(max_upload_bytes=runtime.settings.upload_max_bytes)
+    data = await file.read(limits.max_upload_bytes + 1)
+    pack, _ = pack_from_upload(session=session, filename=file.filename or "upload", data=data, title=title,
+                               actor=caller.actor, limits=limits)
     return workflow.to_public(session=session, pack=pack)
 
 

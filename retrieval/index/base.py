@@ -15,6 +15,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from kb.errors import Unavailable
+
 #: ``valid_to`` of a version that is open-ended (9999-12-31T23:59:59Z).
 OPEN_END: int = 253402300799
 
@@ -150,8 +152,8 @@ class Hit:
     payload: Mapping[str, Any] = field(default_factory=dict)
 
 
-class IndexUnavailable(RuntimeError):
-    """The backend cannot be opened or reached (shard locked, server down, ...)."""
+class IndexUnavailable(Unavailable):
+    """The backend cannot be opened or reached (shard locked, server down, ...); a 503 with its message."""
 
 
 @runtime_checkable

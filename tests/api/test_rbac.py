@@ -24,6 +24,7 @@ MATRIX = [
     ("GET", "/api/v1/entries/NOPE/diff?from=1&to=2", None, STAFF, None),
     ("POST", "/api/v1/entries/NOPE/rollback", {"to_version": 1, "reason": "测试"}, ADMINS, None),
     ("POST", "/api/v1/packs", PACK, AUTHORS, None),
+    ("POST", "/api/v1/packs/upload", None, AUTHORS, None),
     ("PUT", "/api/v1/packs/nope", PACK, AUTHORS, None),
     ("POST", "/api/v1/packs/nope/submit", None, AUTHORS, None),
     ("POST", "/api/v1/packs/nope/withdraw", None, AUTHORS, None),
