@@ -229,23 +229,22 @@ def submit_pack(*, session: Session, pack_id: str, actor: Actor, sla_hours: floa
 
 
 def withdraw_pack(*, session: Session, pack_id: str, actor: Actor, now: datetime | None = None) -> UpdatePack:
-    pack = get_pack(session=session, pack_id=pack_id)
-    _own(pack, actor, "withdraw")
-    fire(pack, "withdraw")
-    pack.updated_at = now or utcnow()
-    session.add(pack)
-    _audit(session, pack, actor, "withdraw")
-    return pack
+    """Withdraw a draft or submitted pack (final)."""
+    return _owner_event(session, pack_id, actor, "withdraw", now)
 
 
 def revise_pack(*, session: Session, pack_id: str, actor: Actor, now: datetime | None = None) -> UpdatePack:
     """Take a rejected pack back to draft for changes."""
+    return _owner_event(session, pack_id, actor, "revise", now)
+
+
+def _owner_event(session: Session, pack_id: str, actor: Actor, event: str, now: datetime | None) -> UpdatePack:
     pack = get_pack(session=session, pack_id=pack_id)
-    _own(pack, actor, "revise")
-    fire(pack, "revise")
+    _own(pack, actor, event)
+    fire(pack, event)
     pack.updated_at = now or utcnow()
     session.add(pack)
-    _audit(session, pack, actor, "revise")
+    _audit(session, pack, actor, event)
     return pack
 
 
