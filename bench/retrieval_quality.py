@@ -31,7 +31,7 @@ SHARED = ROOT.parent / "shared" / "eval"
 
 
 def demo_corpus(tmp: Path) -> tuple[Path, Path]:
-    """The demo entries as an eval corpus (title + summary + body), and the demo questions."""
+    """The demo entries as an eval corpus — every field the product indexes — and the demo questions."""
     from ingestion.parsers.markdown import read_entry_file
     from kb.demo import DEMO_ENTRIES, DEMO_QUESTIONS
 
@@ -39,17 +39,27 @@ def demo_corpus(tmp: Path) -> tuple[Path, Path]:
     with corpus.open("w", encoding="utf-8") as out:
         for path in sorted(DEMO_ENTRIES.glob("*.md")):
             data = read_entry_file(path)
-            out.write(json.dumps({"id": data["id"], "title": data["title"], "category": data["category"],
-                                  "text": f"{data.get('summary', '')}\n{data['body']}"}, ensure_ascii=False) + "\n")
+            row = {"id": data["id"], "title": data["title"], "category": data["category"], "text": data["body"]}
+            row.update({k: data[k] for k in ("summary", "synonyms", "tags", "facts", "product_type", "risk_level",
+                                             "script_template") if data.get(k)})
+            out.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
     return corpus, DEMO_QUESTIONS
 
 
+def doc_text(d: dict) -> str:
+    """Everything a corpus line says, as one text: what the baselines index (the same information as Zhiku)."""
+    facts = "；".join(f"{k}：{v.get('value', '')}{v.get('unit') or ''}" if isinstance(v, dict) else f"{k}：{v}"
+                     for k, v in (d.get("facts") or {}).items())
+    parts = [d.get("title", ""), "、".join(d.get("synonyms") or []), d.get("summary", ""), facts, d.get("text", "")]
+    return "\n".join(p for p in parts if p)
+
+
 def bm25_baseline(corpus: list[dict], queries: list[dict], *, k1: float = 1.2, b: float = 0.75) -> list[QueryResult]:
-    """Plain BM25 over jieba tokens of title + text (no normalisation, no dictionary)."""
+    """Plain BM25 over jieba tokens of the whole line (no normalisation, no dictionary)."""
     import jieba
 
     jieba.setLogLevel(60)
-    docs = [[t for t in jieba.lcut(f"{d.get('title', '')} {d.get('text', '')}") if t.strip()] for d in corpus]
+    docs = [[t for t in jieba.lcut(doc_text(d)) if t.strip()] for d in corpus]
     n = len(docs)
     avgdl = sum(map(len, docs)) / n
     df: Counter[str] = Counter()
@@ -78,8 +88,8 @@ def bm25_baseline(corpus: list[dict], queries: list[dict], *, k1: float = 1.2, b
 
 
 def dense_baseline(corpus: list[dict], queries: list[dict], embedder: SentenceTransformerEmbedder) -> list[QueryResult]:
-    """Plain dense search: the same model, title + text, exact cosine, no normalisation or fusion."""
-    passages = embedder.encode_passages([f"{d.get('title', '')}\n{d.get('text', '')}"[:1000] for d in corpus])
+    """Plain dense search: the same model over the whole line, exact cosine, no normalisation or fusion."""
+    passages = embedder.encode_passages([doc_text(d)[:1000] for d in corpus])
     ids = [str(d["id"]) for d in corpus]
     results = []
     for q in queries:

@@ -14,6 +14,7 @@ from typing import Any
 from kb.errors import ValidationFailed
 
 EPOCH_START = "2000-01-01T00:00:00+00:00"
+OPTIONAL_FIELDS = ("summary", "synonyms", "tags", "facts", "product_type", "risk_level", "script_template", "valid_to")
 _SAFE_ID = re.compile(r"^[^\s/\\?#]{1,64}$")
 
 
@@ -61,6 +62,8 @@ def corpus_entries(rows: Sequence[dict[str, Any]]) -> Iterable[tuple[str, str | 
                 "category": row.get("category") or "faq",
                 "valid_from": row.get("valid_from") or EPOCH_START,
             }
+            # A corpus line may carry any other field of an entry (the demo knowledge base does).
+            data.update({k: row[k] for k in OPTIONAL_FIELDS if row.get(k) not in (None, "", [], {})})
             seen.add(cid)
             progressed = True
             yield cid, sup, data

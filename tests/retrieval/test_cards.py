@@ -45,3 +45,17 @@ def test_cards_for_skips_retired_entries(session):
     service.create_entry(session=session, data=data, actor="e", now=T0)
     service.retire_entry(session=session, entry_id=data["id"], base_version=1, actor="e", effective_at=T0 + timedelta(days=1))
     assert cards_for(session=session, entry_ids=[data["id"]], at=T0 + timedelta(days=2)) == []
+
+
+def test_confidence_model_falls_back_when_fitted_on_other_features(tmp_path, monkeypatch):
+    import json
+
+    from retrieval import confidence
+
+    stale = tmp_path / "confidence.json"
+    stale.write_text(json.dumps({"coef": [1.0], "intercept": 0.0, "features": ["old_feature"]}), encoding="utf-8")
+    monkeypatch.setattr(confidence, "FITTED", stale)
+    assert confidence.ConfidenceModel.default().source == "hand-set"
+    monkeypatch.setattr(confidence, "FITTED", tmp_path / "missing.json")
+    assert confidence.ConfidenceModel.default().source == "hand-set"
+    assert confidence.ConfidenceModel.default().predict([]) == 0.0
