@@ -3,9 +3,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Query, UploadFile
+from fastapi import APIRouter, Form, Query, Request, UploadFile
+from pydantic import ValidationError as PydanticValidationError
+from starlette.datastructures import UploadFile as StarletteUploadFile
 
 from ingestion.parsers import Limits
+from kb.errors import ValidationFailed
 from review_workflow.upload import pack_from_upload
 
 from api.deps import Admins, Authors, Editors, Reviewers, RuntimeDep, SessionDep
@@ -16,9 +19,39 @@ from review_workflow.models import ApproveIn, PackIn, PackPublic, PackState
 router = APIRouter(tags=["packs"])
 
 
-@router.post("/packs", response_model=PackPublic, status_code=201)
-def create(body: PackIn, caller: Authors, session: SessionDep) -> PackPublic:
-    """Expert: create a draft pack; items are validated and linted now (findings in the response)."""
+PACK_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": PackIn.model_json_schema(), "example": {
+                "title": "理财起购金额调整",
+                "items": [{"op": "update", "entry_id": "KB-P030", "base_version": 1, "title": "云岭稳享30天持有期理财",
+                           "category": "product", "product_type": "wealth", "risk_level": "R2",
+                           "body": "起购金额调整为1元。理财非存款、产品有风险、投资须谨慎。",
+                           "facts": {"起购金额": {"value": "1", "unit": "元"}}}]}},
+            "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
+                "file": {"type": "string", "format": "binary", "description": ".md .xlsx .csv .docx .pdf .zip"},
+                "title": {"type": "string"}}}},
+        },
+    }
+}
+
+
+@router.post("/packs", response_model=PackPublic, status_code=201, openapi_extra=PACK_BODY)
+async def create(request: Request, caller: Authors, runtime: RuntimeDep, session: SessionDep) -> PackPublic:
+    """Expert: create a draft pack from JSON items, or from an uploaded file (multipart `file`); items are
+    validated and linted now (findings in the response); a file with any error → 422, nothing saved."""
+    if request.headers.get("content-type", "").startswith("multipart/"):
+        form = await request.form()
+        upload_file = form.get("file")
+        if not isinstance(upload_file, StarletteUploadFile):
+            raise ValidationFailed("缺少文件 multipart request needs a `file`", errors=[{"field": "file", "message": "missing"}])
+        return await _from_file(upload_file, form.get("title"), caller, runtime, session)
+    try:
+        body = PackIn.model_validate_json(await request.body())
+    except PydanticValidationError as exc:
+        errors = [{"field": ".".join(map(str, e["loc"])) or "body", "message": e["msg"]} for e in exc.errors()]
+        raise ValidationFailed("请求无效 invalid pack: " + ", ".join(e["field"] for e in errors), errors=errors) from None
     pack = workflow.create_pack(session=session, data=body, actor=caller.actor)
     return workflow.to_public(session=session, pack=pack)
 
@@ -27,10 +60,14 @@ def create(body: PackIn, caller: Authors, session: SessionDep) -> PackPublic:
 async def upload(caller: Authors, runtime: RuntimeDep, session: SessionDep, file: UploadFile,
                  title: Annotated[str | None, Form()] = None) -> PackPublic:
     """Expert: upload a pack file (.md .xlsx .csv .docx .pdf .zip); any error → 422 naming file, sheet and row, nothing saved."""
+    return await _from_file(file, title, caller, runtime, session)
+
+
+async def _from_file(file, title, caller, runtime, session) -> PackPublic:  # type: ignore[no-untyped-def]
     limits = Limits(max_upload_bytes=runtime.settings.upload_max_bytes)
     data = await file.read(limits.max_upload_bytes + 1)
-    pack, _ = pack_from_upload(session=session, filename=file.filename or "upload", data=data, title=title,
-                               actor=caller.actor, limits=limits)
+    pack, _ = pack_from_upload(session=session, filename=file.filename or "upload", data=data,
+                               title=str(title) if title else None, actor=caller.actor, limits=limits)
     return workflow.to_public(session=session, pack=pack)
 
 

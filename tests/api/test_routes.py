@@ -236,3 +236,17 @@ def test_offline_docs_and_openapi(api):
     spec = api.get("/openapi.json").json()
     assert "/api/v1/retrieve" in spec["paths"]
     assert spec["paths"]["/api/v1/search"]["post"]["summary"]
+
+
+def test_expired_token_is_401(api, runtime):
+    from datetime import timedelta as td
+
+    from kb import auth
+    from kb.db import session_scope as scope
+    from kb.timeutil import utcnow
+
+    with scope(runtime.engine) as session:
+        token, _, _ = auth.login(session=session, username="agent", password="zhiku-test-pass",
+                                 now=utcnow() - td(hours=9))
+    response = api.get(f"{V1}/entries", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 401 and error_of(response) == "unauthenticated"

@@ -78,5 +78,5 @@ def test_eval_cli_on_the_demo_questions(tmp_path, model_path, monkeypatch):
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert KEYS <= set(report) and report["n"] == 320
-    assert report["hit@5"] >= 0.90
+    assert report["hit@5"] >= 0.97  # measured 0.975 (docs/BENCHMARKS.md)
     assert report["results"][0]["ranked"][0].startswith("KB-")

@@ -65,12 +65,19 @@ def test_identical_reupload_yields_no_new_versions(session):
 
 
 def test_cli_ingest_saves_a_draft_and_submits(data_dir_with_db, monkeypatch, tmp_path):
-    monkeypatch.setenv("COLUMNS", "200")
     path = tmp_path / "新增FAQ.csv"
     path.write_bytes(csv_bytes("新增,FAQ-NEW,,信用卡年费怎么免,常见问题,credit_card,,年消费满12笔免次年年费。,\n", "utf-8-sig"))
     result = CliRunner().invoke(app, ["ingest", str(path), "--submit", "--as", "expert"])
     assert result.exit_code == 0, result.output
-    assert "submitted" in result.output and "信用卡年费怎么免" in result.output
+    assert "submitted" in result.output and "预览 preview" in result.output
+    from kb.db import make_engine
+    from sqlmodel import Session
+    from review_workflow.models import PackItem
+
+    engine = make_engine(f"sqlite:///{data_dir_with_db / 'zhiku.db'}")
+    with Session(engine) as s:
+        assert [i.data["title"] for i in s.exec(select(PackItem)).all()] == ["信用卡年费怎么免"]
+    engine.dispose()
     bad = tmp_path / "bad.csv"
     bad.write_bytes(csv_bytes("删除,X,1,,,,,,\n"))
     failed = CliRunner().invoke(app, ["ingest", str(bad), "--as", "expert"])
@@ -85,3 +92,12 @@ def test_http_upload(api, login):
     broken = api.post("/api/v1/packs/upload", files={"file": ("x.xlsx", b"not a zip", "application/octet-stream")},
                       headers=login("expert"))
     assert broken.status_code == 422 and "x.xlsx" in json.dumps(broken.json(), ensure_ascii=False)
+
+
+def test_post_packs_accepts_a_multipart_file_too(api, login):
+    files = {"file": ("周更新.csv", csv_bytes("新增,FAQ-M1,,如何挂失借记卡,常见问题,debit_card,,拨打956688挂失。,\n"), "text/csv")}
+    created = api.post("/api/v1/packs", files=files, headers=login("expert"))
+    assert created.status_code == 201, created.text
+    assert created.json()["source"] == "周更新.csv" and created.json()["state"] == "draft"
+    missing = api.post("/api/v1/packs", files={"other": ("x.csv", b"", "text/csv")}, headers=login("expert"))
+    assert missing.status_code == 422
