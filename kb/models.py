@@ -182,6 +182,10 @@ class VersionContent(SQLModel):
         return {key: {"value": fact.value, "unit": fact.unit} for key, fact in self.facts.items()}
 
 
+# Fields of the entry itself rather than of one version (an update item carries none of them).
+ENTRY_FIELDS = ("id", "product_code", "owner_department")
+
+
 class EntryCreate(VersionContent):
     """A new entry: its stable attributes plus the content of version 1."""
 

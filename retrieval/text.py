@@ -117,10 +117,6 @@ class Analyzer:
             weights[term_id(term)] = 0.5 if term.startswith("#") else 1.0
         return SparseVec.from_dict(weights)
 
-    def words(self, normalized_text: str) -> list[str]:
-        """Distinct jieba words (no bigrams), e.g. to explain why a card was chosen."""
-        return list(dict.fromkeys(t for t in self.tokens(normalized_text) if not t.startswith("#")))
-
 
 @lru_cache(maxsize=1)
 def _dictionary_words() -> tuple[str, ...]:
@@ -135,8 +131,3 @@ def _dictionary_words() -> tuple[str, ...]:
 def truncate_query(text: str, limit: int = MAX_QUERY_CHARS) -> str:
     """Keep the end of an over-long query: in a long story the question usually comes last."""
     return text if len(text) <= limit else text[-limit:]
-
-
-def idf(df: int, n: int) -> float:
-    """Qdrant's IDF (BM25 form), for the plain-BM25 baseline computed outside the index."""
-    return math.log(1 + (n - df + 0.5) / (df + 0.5))

@@ -14,7 +14,7 @@ from sqlmodel import Session, col, select
 from kb import audit
 from kb import service as kb_service
 from kb.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
-from kb.models import Actor, Entry, EntryCreate, EntryVersion, Role, VersionContent
+from kb.models import ENTRY_FIELDS, Actor, Entry, EntryCreate, EntryVersion, Role, VersionContent
 from kb.timeutil import to_utc, utcnow
 from review_workflow import lint
 from review_workflow.machine import fire
@@ -33,7 +33,6 @@ from review_workflow.models import (
 )
 
 DEFAULT_SLA_HOURS = 24
-ENTRY_KEYS = ("id", "product_code", "owner_department")
 
 
 # ---------------------------------------------------------------- reads
@@ -105,7 +104,7 @@ def _check_item(session: Session, position: int, op: ItemOp, entry_id: str | Non
         if base_version is not None and base_version > entry.latest_version:
             raise ValidationFailed(f"{where}: 基准版本 {base_version} 不存在 base_version does not exist",
                                    errors=[{"field": "base_version", "message": "unknown version", "position": position}])
-        data = {k: v for k, v in data.items() if k not in ENTRY_KEYS}
+        data = {k: v for k, v in data.items() if k not in ENTRY_FIELDS}
     try:
         content = model.model_validate(data)
     except ValidationError as exc:

@@ -10,7 +10,6 @@ from pydantic import ValidationError
 from ingestion.parsers.types import ParsedItem, ParseError
 
 OPS = {"新增": "create", "修改": "update", "下线": "retire", "create": "create", "update": "update", "retire": "retire"}
-ENTRY_KEYS = ("product_code", "owner_department")
 VERSION_FIELDS = ("title", "body", "summary", "category", "product_type", "risk_level", "facts", "script_template",
                   "tags", "synonyms", "related", "valid_from", "valid_to", "review_by")
 FIELD_LABELS = {
@@ -136,7 +135,7 @@ def build_item(op_value: Any, fields: dict[str, Any], *, file: str, source: str,
     Returns the item with JSON-ready data (category as its code, risk level upper-case, dates as ISO strings,
     empty fields left out so the knowledge base's defaults apply) or the errors.
     """
-    from kb.models import EntryCreate, VersionContent
+    from kb.models import ENTRY_FIELDS, EntryCreate, VersionContent
 
     loc = {"sheet": sheet, "row": row, "line": line}
     op = parse_op(op_value if op_value not in (None, "") else "create")
@@ -168,7 +167,7 @@ def build_item(op_value: Any, fields: dict[str, Any], *, file: str, source: str,
 
     content = {k: v for k, v in fields.items() if k != "reason" and v not in (None, "", [], {})}
     if op == "update":
-        content = {k: v for k, v in content.items() if k not in ENTRY_KEYS}
+        content = {k: v for k, v in content.items() if k not in ENTRY_FIELDS}
     for key in ("valid_from", "valid_to", "review_by"):
         if key in content:
             content[key] = normalize_time(content[key])

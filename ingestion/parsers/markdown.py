@@ -9,8 +9,6 @@ import yaml
 
 from kb.errors import ValidationFailed
 
-# Front-matter keys that belong to the entry rather than to one of its versions.
-ENTRY_KEYS = ("id", "product_code", "owner_department")
 
 
 def parse_entry_markdown(text: str, *, source: str) -> dict[str, Any]:
