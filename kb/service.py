@@ -60,7 +60,8 @@ def version_hash(content: Mapping[str, Any]) -> str:
     return audit.content_hash({name: content.get(name) for name in CONTENT_FIELDS})
 
 
-def _content_dict(content: VersionContent, *, valid_from: datetime) -> dict[str, Any]:
+def version_fields(content: VersionContent, *, valid_from: datetime) -> dict[str, Any]:
+    """The stored form of validated content (the fields an EntryVersion row holds)."""
     return {
         "title": content.title,
         "body": content.body,
@@ -402,7 +403,7 @@ def notices_since(*, session: Session, since: datetime, until: datetime | None =
 def _new_version(
     *, entry_id: str, number: int, content: VersionContent, actor: str, pack_id: str | None, now: datetime
 ) -> EntryVersion:
-    values = _content_dict(content, valid_from=content.valid_from or now)
+    values = version_fields(content, valid_from=content.valid_from or now)
     hash_input = dict(values)
     # A version without an explicit start inherits "now"; it must not make identical content look new.
     if content.valid_from is None:

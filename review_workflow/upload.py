@@ -60,10 +60,11 @@ def preview_upload(*, session: Session, filename: str, data: bytes, limits: Limi
                 preview.findings = [asdict(f) for f in lint.lint_content(stored)]
                 current = _current(session, entry_id) if item.op == ItemOp.UPDATE else None
                 if current is not None:
+                    # Compare in the stored form (dates as dates), starting from the current start:
+                    # approval decides the new start, so it is not a change the file makes.
                     fields, facts, body = kb_service.diff_contents(
                         {n: getattr(current, n) for n in kb_service.CONTENT_FIELDS},
-                        {**stored, "valid_from": current.valid_from, "review_by": current.review_by, "valid_to": current.valid_to}
-                        | {k: stored[k] for k in ("valid_to", "review_by") if data_.get(k)},
+                        kb_service.version_fields(content, valid_from=current.valid_from),
                     )
                     rows, _ = kb_service.change_summary(fields, facts, body)
                     preview.changes, preview.body_diff = rows, body

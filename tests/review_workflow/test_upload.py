@@ -101,3 +101,15 @@ def test_post_packs_accepts_a_multipart_file_too(api, login):
     assert created.json()["source"] == "周更新.csv" and created.json()["state"] == "draft"
     missing = api.post("/api/v1/packs", files={"other": ("x.csv", b"", "text/csv")}, headers=login("expert"))
     assert missing.status_code == 422
+
+
+def test_identical_reupload_with_a_review_date_is_unchanged(session):
+    data = entry_data(id="WM-7", title="云岭稳享7号理财", valid_from="2026-01-01", summary="", script_template="",
+                      tags=[], synonyms=[], review_by="2027-01-01")
+    kb.create_entry(session=session, data=data, actor="expert")
+    header = HEADER.strip() + ",复核日期\n"
+    row = (f'修改,WM-7,1,{data["title"]},产品体系,wealth,R2,"{data["body"]}",'
+           '"起购金额=1 万元\n期限=90 天",2027-01-01\n')
+    preview, _ = preview_upload(session=session, filename="同样内容.csv", data=(header + row).encode())
+    assert preview.ok, preview.errors
+    assert [i.unchanged for i in preview.items] == [True], preview.items[0].changes
