@@ -6,6 +6,8 @@ from sqlalchemy import create_engine
 from sqlmodel import SQLModel
 
 import kb.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+import retrieval.analytics.models  # noqa: F401
+import retrieval.models  # noqa: F401
 import review_workflow.models  # noqa: F401
 
 config = context.config
