@@ -48,11 +48,12 @@ class OutboxWorker:
         with Session(self.engine) as session:
             return len(session.exec(select(OutboxEvent.id).where(col(OutboxEvent.processed_at).is_(None))).all())
 
-    def run_once(self, *, now: datetime | None = None) -> BatchResult:
+    def run_once(self, *, now: datetime | None = None, refresh: bool = True) -> BatchResult:
         """Apply one batch of pending events; on failure record the error and leave them pending.
 
         The database is read and written in short transactions; embedding happens between them, so
-        a slow batch never holds a lock that requests wait for."""
+        a slow batch never holds a lock that requests wait for. `refresh=False` leaves the search
+        vocabulary reload (`on_change`, a scan of every entry) to the caller, once after many batches."""
         with self._run_lock:
             with Session(self.engine, expire_on_commit=False) as session:
                 if self.tick is not None:
@@ -81,7 +82,7 @@ class OutboxWorker:
                 if self.after_batch is not None:
                     self.after_batch(session, {e.pack_id for e in rows if e.pack_id}, done)
                 session.commit()
-        if self.on_change is not None:
+        if refresh and self.on_change is not None:
             self.on_change()
         return BatchResult(len(ids), len(entry_ids), report.points_written)
 
@@ -97,10 +98,12 @@ class OutboxWorker:
         """Run batches until nothing is pending (or a batch fails); returns events applied."""
         applied = 0
         for _ in range(max_batches):
-            result = self.run_once()
+            result = self.run_once(refresh=False)
+            applied += 0 if result.error else result.events
             if result.events == 0 or result.error:
                 break
-            applied += result.events
+        if applied and self.on_change is not None:
+            self.on_change()
         return applied
 
     def notify(self) -> None:
@@ -123,11 +126,19 @@ class OutboxWorker:
 
     def _loop(self) -> None:
         backoff = self.poll_seconds
+        applied = 0  # events applied since the vocabulary was last reloaded
         while not self._stop.is_set():
             try:
-                result = self.run_once()
+                # A large pack is many batches: reload the vocabulary once the backlog is done (or every
+                # 20 batches), not after each one; it scans every entry.
+                result = self.run_once(refresh=False)
+                applied += 0 if result.error else result.events
+                more = bool(result.events) and not result.error
+                if applied and (not more or applied >= 20 * self.batch) and self.on_change is not None:
+                    self.on_change()
+                    applied = 0
                 backoff = min(backoff * 2, 30.0) if result.error else self.poll_seconds
-                if result.events and not result.error:
+                if more:
                     continue
             except Exception:  # never let the loop die; the rows stay pending
                 log.exception("outbox worker iteration failed")

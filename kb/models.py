@@ -386,7 +386,47 @@ class Feedback(SQLModel, table=True):
     comment: str | None = Field(default=None, sa_column=Column(Text))
 
 
+class Attachment(SQLModel, table=True):
+    """A file or an external link that came with an update pack: the original document, an image, a
+    training video. Files are stored once under <data_dir>/attachments/ by their SHA-256."""
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    kind: str = Field(default="file", max_length=10)  # file | link
+    filename: str = Field(max_length=255, description="The name as uploaded (Chinese kept); a link's text.")
+    media_type: str = Field(default="application/octet-stream", max_length=100)
+    size: int = 0
+    sha256: str | None = Field(default=None, index=True, max_length=64)
+    url: str | None = Field(default=None, sa_column=Column(Text))
+    pack_id: str | None = Field(default=None, index=True, max_length=36)
+    uploaded_by: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class AttachmentLink(SQLModel, table=True):
+    """Which pack item an attachment belongs to and, once approved, which entry versions carry it."""
+
+    __tablename__ = "attachment_link"
+
+    id: int | None = Field(default=None, primary_key=True)
+    attachment_id: str = Field(foreign_key="attachment.id", index=True, max_length=36)
+    pack_id: str | None = Field(default=None, index=True, max_length=36)
+    position: int | None = None
+    entry_id: str | None = Field(default=None, index=True, max_length=64)
+    version_id: str | None = Field(default=None, foreign_key="entry_version.id", index=True, max_length=36)
+
+
 # ---------------------------------------------------------------- public variants
+
+
+class AttachmentPublic(SQLModel):
+    """An attachment as listed on cards, entries and packs; `url` downloads it (or is the external link)."""
+
+    id: str
+    kind: str
+    filename: str
+    media_type: str
+    size: int
+    url: str
 
 
 class EntryVersionPublic(SQLModel):

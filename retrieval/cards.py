@@ -7,8 +7,9 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session
 
+from kb import attachments as kb_attachments
 from kb import service
-from kb.models import Category, EntryVersion
+from kb.models import AttachmentPublic, Category, EntryVersion
 from kb.timeutil import to_local, to_utc, utcnow
 
 DEFAULT_NOTICE_DAYS = 7
@@ -66,6 +67,7 @@ class Card:
     changed_at: datetime | None = None
     reasons: list[str] = field(default_factory=list)
     related: list[dict[str, str]] = field(default_factory=list)
+    attachments: list[AttachmentPublic] = field(default_factory=list)  # files and links, signed-in download
 
 
 def risk_disclosure(version: EntryVersion) -> str | None:
@@ -97,6 +99,7 @@ def build_card(*, session: Session, version: EntryVersion, now: datetime | None 
         citation=Citation(version.entry_id, version.number, version.valid_from),
         changed=latest is not None, change_summary=latest.summary if latest else None,
         changed_at=latest.effective_at if latest else None,
+        attachments=kb_attachments.for_version(session=session, version_id=version.id),
     )
 
 

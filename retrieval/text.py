@@ -13,7 +13,8 @@ from functools import lru_cache
 from pathlib import Path
 
 import jieba
-from opencc import OpenCC
+
+from kb import chinese
 
 from retrieval.index.base import SparseVec
 
@@ -31,19 +32,9 @@ STOPWORDS = frozenset(
     "可以 能 能否 是否 有没有 要 想 需要 应该 a an the of to is are do does how what i you".split()
 )
 
-_converter_lock = threading.Lock()
-
-
-@lru_cache(maxsize=1)
-def _opencc() -> OpenCC:
-    # t2s, not tw2sp: tw2sp's Taiwan-phrase table also rewrites mainland text (程序→进程, 方程式→方程序).
-    return OpenCC("t2s")
-
-
 def to_simplified(text: str) -> str:
-    """Traditional → simplified Chinese (OpenCC t2s), nothing else changed."""
-    with _converter_lock:
-        return _opencc().convert(text)
+    """Traditional → simplified Chinese (OpenCC t2s), nothing else changed; already-simplified text skips OpenCC."""
+    return chinese.to_simplified(text)
 
 
 def normalize(text: str, *, lower: bool = True) -> str:

@@ -121,12 +121,9 @@ for _ch in "％＋－．／＂＇＃＠":
 
 @functools.lru_cache(maxsize=1)
 def _t2s() -> Callable[[str], str]:
-    try:
-        from opencc import OpenCC
-    except ImportError:  # pragma: no cover - opencc is a pinned dependency
-        return lambda text: text
-    converter = OpenCC("t2s")
-    return converter.convert
+    from kb.chinese import to_simplified  # OpenCC t2s, skipped for text with nothing to convert
+
+    return to_simplified
 
 
 @functools.lru_cache(maxsize=8192)

@@ -9,7 +9,7 @@ from pydantic import field_validator, model_validator
 from sqlalchemy import JSON, Column, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from kb.models import new_id
+from kb.models import AttachmentPublic, new_id
 from kb.timeutil import to_utc, utcnow
 
 
@@ -186,3 +186,4 @@ class PackPublic(SQLModel):
     items: list[PackItemPublic] = Field(default_factory=list)
     findings: list[dict[str, Any]] = Field(default_factory=list)
     reviews: list[ReviewPublic] = Field(default_factory=list)
+    attachments: list[AttachmentPublic] = Field(default_factory=list)

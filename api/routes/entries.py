@@ -9,9 +9,9 @@ from fastapi import APIRouter, Query
 
 from api.deps import Admins, SessionDep, Staff
 from api.schemas import DiffOut, RollbackIn
-from kb import service
+from kb import attachments, service
 from kb.errors import NotFound
-from kb.models import EntriesPublic, EntryPublic, EntryVersionPublic
+from kb.models import AttachmentPublic, EntriesPublic, EntryPublic, EntryVersionPublic
 from review_workflow import service as workflow
 
 router = APIRouter(tags=["entries"])
@@ -39,6 +39,13 @@ def get_entry(entry_id: str, caller: Staff, session: SessionDep, as_of: datetime
     if version is None and as_of is not None:
         raise NotFound(f"该时间点条目未生效 entry {entry_id!r} was not in force at {as_of.isoformat()}")
     return service.to_public(entry, version)
+
+
+@router.get("/entries/{entry_id}/attachments", response_model=list[AttachmentPublic])
+def entry_attachments(entry_id: str, caller: Staff, session: SessionDep,
+                      as_of: datetime | None = None) -> list[AttachmentPublic]:
+    """Attachments of the version in force now (or at `as_of`): originals, images, training videos, links."""
+    return attachments.for_entry(session=session, entry_id=entry_id, at=as_of)
 
 
 @router.get("/entries/{entry_id}/versions", response_model=list[EntryVersionPublic])

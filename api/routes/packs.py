@@ -8,7 +8,9 @@ from pydantic import ValidationError as PydanticValidationError
 from starlette.datastructures import UploadFile as StarletteUploadFile
 
 from ingestion.parsers import Limits
+from kb import attachments
 from kb.errors import ValidationFailed
+from kb.models import AttachmentPublic
 from review_workflow.upload import pack_from_upload
 
 from api.deps import Admins, Authors, Editors, Reviewers, RuntimeDep, SessionDep
@@ -63,11 +65,27 @@ async def upload(caller: Authors, runtime: RuntimeDep, session: SessionDep, file
     return await _from_file(file, title, caller, runtime, session)
 
 
-async def _from_file(file, title, caller, runtime, session) -> PackPublic:  # type: ignore[no-untyped-def]
+@router.put("/packs/{pack_id}/file", response_model=PackPublic)
+async def replace_file(pack_id: str, caller: Authors, runtime: RuntimeDep, session: SessionDep, file: UploadFile,
+                       title: Annotated[str | None, Form()] = None) -> PackPublic:
+    """Expert: upload a fixed file over your draft; its items and attachments are replaced (403 not yours,
+    409 not a draft, 422 with every error and the draft unchanged)."""
+    return await _from_file(file, title, caller, runtime, session, replace_pack_id=pack_id)
+
+
+@router.get("/packs/{pack_id}/attachments", response_model=list[AttachmentPublic])
+def pack_attachments(pack_id: str, caller: Editors, session: SessionDep) -> list[AttachmentPublic]:
+    """Files and links that came with a pack (download: `GET /attachments/{id}`)."""
+    workflow.get_pack(session=session, pack_id=pack_id)
+    return attachments.for_pack(session=session, pack_id=pack_id)
+
+
+async def _from_file(file, title, caller, runtime, session, replace_pack_id=None) -> PackPublic:  # type: ignore[no-untyped-def]
     limits = Limits(max_upload_bytes=runtime.settings.upload_max_bytes)
     data = await file.read(limits.max_upload_bytes + 1)
     pack, _ = pack_from_upload(session=session, filename=file.filename or "upload", data=data,
-                               title=str(title) if title else None, actor=caller.actor, limits=limits)
+                               title=str(title) if title else None, actor=caller.actor, limits=limits,
+                               replace_pack_id=replace_pack_id, data_dir=runtime.settings.resolved_data_dir)
     return workflow.to_public(session=session, pack=pack)
 
 

@@ -11,7 +11,9 @@
   .docx / .pdf   unstructured documents split at headings into `create` items of category process; the
                  original is kept as an Attachment (documents.py).
   .zip           any of the above, checked member by member before anything is decompressed (archive.py);
-                 any refused member refuses the whole archive (no items from it).
+                 any refused member refuses the whole archive (no items from it). Images, videos and audio
+                 (MEDIA_EXTENSIONS) inside a ZIP become Attachments that items name (front matter `attachments:`,
+                 the 附件 column) by path relative to the naming file, by path in the archive, or by file name.
 Refused outright: .xlsm/.xltm/.xls/.doc/.docm and any other extension.
 """
 from __future__ import annotations
@@ -23,9 +25,11 @@ from ingestion.parsers.common import build_item, decode_text, error
 from ingestion.parsers.types import Attachment, Limits, ParsedItem, ParsedPack, ParseError
 
 __all__ = ["Attachment", "Limits", "ParsedItem", "ParsedPack", "ParseError", "parse_upload", "write_template",
-           "SUPPORTED_EXTENSIONS"]
+           "SUPPORTED_EXTENSIONS", "MEDIA_EXTENSIONS"]
 
 SUPPORTED_EXTENSIONS = (".md", ".markdown", ".csv", ".xlsx", ".docx", ".pdf", ".zip")
+# Kept as attachments when they sit in a ZIP (never parsed, never served inline); SVG is not among them.
+MEDIA_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".mp4", ".webm", ".mp3", ".m4a")
 REFUSED = {
     ".xlsm": "含宏的工作簿不被接受，请另存为 .xlsx macro-enabled workbooks are refused; save as .xlsx",
     ".xltm": "含宏的模板不被接受，请另存为 .xlsx macro-enabled templates are refused; save as .xlsx",
@@ -88,6 +92,11 @@ def _parse(file: str, data: bytes, budget: Budget, *, depth: int, pack: ParsedPa
             _collect(pack, items, errors, attachments)
         elif ext == ".zip":
             _parse_zip(file, data, budget, depth=depth + 1, pack=pack)
+        elif ext in MEDIA_EXTENSIONS and depth > 0:
+            from kb.attachments import media_type_for
+
+            pack.attachments.append(Attachment(name=PurePosixPath(file).name, content=data,
+                                               media_type=media_type_for(file), path=file))
         else:
             shown = ext or "（无扩展名 none）"
             pack.errors.append(error(file, f"不支持的文件类型 {shown} unsupported file type; supported: "
@@ -138,6 +147,7 @@ def _parse_markdown(file: str, data: bytes) -> tuple[list[ParsedItem], list[Pars
         line = next((e.get("line") for e in exc.errors if e.get("line")), None)
         detail = exc.message.split(": ", 1)[-1]
         return [], [error(file, detail, line=line, field="front_matter")]
+    refs = fields.pop("attachments", None) if "attachments" in fields else fields.pop("附件", None)
     op = fields.pop("op", None) if "op" in fields else fields.pop("操作", None)
     entry_id = fields.pop("id", None) or fields.pop("entry_id", None)
     base_version = fields.pop("base_version", None) if "base_version" in fields else fields.pop("基准版本", None)
@@ -147,8 +157,16 @@ def _parse_markdown(file: str, data: bytes) -> tuple[list[ParsedItem], list[Pars
     unknown = sorted(str(k) for k in fields if k not in allowed)
     if unknown:
         return [], [error(file, "前置元数据含未知字段 unknown front-matter keys: " + ", ".join(unknown), line=1)]
-    return _one(build_item(op, fields, file=file, source=f"{file}:1", entry_id=entry_id, base_version=base_version,
-                           line=1))
+    item, errors = build_item(op, fields, file=file, source=f"{file}:1", entry_id=entry_id, base_version=base_version,
+                              line=1)
+    if item is not None and refs:
+        if isinstance(refs, str):
+            refs = [refs]
+        if not isinstance(refs, list) or not all(isinstance(r, str) for r in refs):
+            return [], [error(file, "attachments 须为文件路径或链接的列表 attachments must be a list of paths or links",
+                              line=1, field="attachments")]
+        item.attachments.extend(r.strip() for r in refs if r.strip())
+    return _one((item, errors))
 
 
 def _one(result: tuple[ParsedItem | None, list[ParseError]]) -> tuple[list[ParsedItem], list[ParseError]]:

@@ -55,6 +55,7 @@ def sections_to_items(file: str, title: str, preamble: list[str],
                                                "category": DOCUMENT_CATEGORY}, file=file, source=source)
         errors.extend(problems)
         if item:
+            item.attachments.append(file)  # every entry of a document carries the original
             items.append(item)
     return items, errors
 
@@ -168,7 +169,7 @@ def parse_docx(file: str, data: bytes, budget: Budget) -> tuple[list[ParsedItem]
         else:
             (sections[-1][1] if sections else preamble).append(text)
     items, problems = sections_to_items(file, title, preamble, sections)
-    return items, problems, [Attachment(name=PurePosixPath(file).name, content=data, media_type=DOCX_TYPE)]
+    return items, problems, [Attachment(name=PurePosixPath(file).name, content=data, media_type=DOCX_TYPE, path=file)]
 
 
 # ---------------------------------------------------------------- PDF
@@ -229,4 +230,4 @@ def parse_pdf(file: str, data: bytes, max_pages: int) -> tuple[list[ParsedItem],
         else:
             (sections[-1][1] if sections else preamble).append(line)
     items, problems = sections_to_items(file, meta_title or stem(file), preamble, sections)
-    return items, problems, [Attachment(name=PurePosixPath(file).name, content=data, media_type=PDF_TYPE)]
+    return items, problems, [Attachment(name=PurePosixPath(file).name, content=data, media_type=PDF_TYPE, path=file)]

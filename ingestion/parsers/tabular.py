@@ -2,13 +2,14 @@
 
 Headers (row 1, exact Chinese names; a trailing `*` is ignored):
   操作 (新增/修改/下线 or create/update/retire), 条目编号, 基准版本, 标题, 分类, 产品类型, 风险等级, 摘要, 正文,
-  关键事实, 话术模板, 标签, 同义词, 关联条目, 生效时间, 失效时间, 复核日期, and optionally 产品代码, 归属部门, 下线原因.
+  关键事实, 话术模板, 标签, 同义词, 关联条目, 生效时间, 失效时间, 复核日期, and optionally 产品代码, 归属部门, 下线原因, 附件.
 Required headers: 操作 always; 标题 and 分类 when a row is 新增/修改; 条目编号 and 基准版本 when a row is 修改/下线.
 Cells:
   关键事实  one fact per line, `名称=值 单位` or `名称：值 单位` (also `:`); the value and the unit are split on the
             first space after the separator: `起购金额=1 万元` → {value: "1", unit: "万元"}; `起购金额：1万元` →
             {value: "1万元", unit: null}.
   标签 / 同义词 / 关联条目  separated by 、 ， , or new lines.
+  附件      files in the same ZIP (path or name) or http(s) links, one per line (or separated by 、).
   生效时间 / 失效时间 / 复核日期  date cells, or text `2026-07-01`, `2026/7/1`, `2026年7月1日`, optionally `09:00`.
 Empty rows are skipped; row numbers are 1-based with the header as row 1 (a CSV row is a record, so a quoted
 cell spanning several lines still counts as one row).
@@ -31,7 +32,7 @@ HEADERS: dict[str, str] = {
     "产品类型": "product_type", "风险等级": "risk_level", "摘要": "summary", "正文": "body", "关键事实": "facts",
     "话术模板": "script_template", "标签": "tags", "同义词": "synonyms", "关联条目": "related",
     "生效时间": "valid_from", "失效时间": "valid_to", "复核日期": "review_by",
-    "产品代码": "product_code", "归属部门": "owner_department", "下线原因": "reason",
+    "产品代码": "product_code", "归属部门": "owner_department", "下线原因": "reason", "附件": "attachments",
 }
 TEMPLATE_HEADERS = list(HEADERS)
 LIST_FIELDS = ("tags", "synonyms", "related")
@@ -158,6 +159,8 @@ def row_item(file: str, fields: dict[str, str], header: list[str], *, sheet: str
     for key, text in fields.items():
         if key in ("op", "entry_id", "base_version") or not text:
             continue
+        if key == "attachments":
+            continue  # taken below: references, not content
         if key == "facts":
             facts, problem = parse_facts(text)
             if problem:
@@ -170,8 +173,11 @@ def row_item(file: str, fields: dict[str, str], header: list[str], *, sheet: str
     if errors:
         return None, errors
     source = where(file, sheet=sheet, row=row)
-    return build_item(fields.get("op"), content, file=file, source=source, entry_id=fields.get("entry_id"),
-                      base_version=fields.get("base_version"), sheet=sheet, row=row)
+    item, problems = build_item(fields.get("op"), content, file=file, source=source, entry_id=fields.get("entry_id"),
+                                base_version=fields.get("base_version"), sheet=sheet, row=row)
+    if item is not None and fields.get("attachments"):
+        item.attachments.extend(part.strip() for part in re.split(r"[、\n\r]+", fields["attachments"]) if part.strip())
+    return item, problems
 
 
 # ---------------------------------------------------------------- CSV
@@ -266,6 +272,7 @@ GUIDE = [
     ("产品代码", "选填", "仅新增时使用", "DC-XXT"),
     ("归属部门", "选填", "仅新增时使用", "个人金融部"),
     ("下线原因", "选填", "仅下线时使用", ""),
+    ("附件", "选填", "同一 ZIP 包内的文件（图片、培训视频、文档）路径，或 http/https 链接；每行一个", "视频/开卡演示.mp4"),
 ]
 EXAMPLE = {
     "操作": "新增", "标题": "薪享通借记卡年费说明", "分类": "产品体系", "产品类型": "debit_card", "风险等级": "",

@@ -26,15 +26,18 @@ class ParsedItem:
     op: str
     data: dict[str, Any]
     source: str
+    attachments: list[str] = field(default_factory=list)  # file paths in the upload, or http(s) links
 
 
 @dataclass
 class Attachment:
-    """An original document (DOCX / PDF) kept for download next to the entries parsed from it."""
+    """A file kept for download next to the entries that name it: an original document (DOCX / PDF), or an
+    image / video / audio file inside a ZIP."""
 
     name: str
     content: bytes
     media_type: str
+    path: str = ""  # where it sat in the upload ("包.zip/视频/开户.mp4"); items refer to it by this or by name
 
 
 @dataclass
