@@ -6,6 +6,7 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
+from kb import metrics
 from kb.errors import NotFound
 from kb.models import EntryVersion, Feedback, SearchLog
 from kb.timeutil import to_utc
@@ -18,6 +19,7 @@ def log_search(*, session: Session, actor: str, role: str, kind: str, response: 
                     results=[{"entry_id": h.entry_id, "version": h.version, "score": round(h.score, 5)} for h in response.hits],
                     confidence=response.confidence, took_ms=response.took_ms)
     session.add(row)
+    metrics.SEARCHES.labels(kind=kind).inc()
     return row
 
 

@@ -1,0 +1,35 @@
+"""Every user-visible Chinese string of the analytics package (draft packs, report, charts)."""
+from __future__ import annotations
+
+GAP_PACK_TITLE = "知识缺口：{question}"
+GAP_BODY = (
+    "（待专家补充：请在此编写标准答案，并核对产品要素与合规话术。）\n\n"
+    "客户近期的问法（共 {count} 次，{distinct} 种说法，{first} 至 {last}）：\n{examples}\n"
+)
+GAP_BODY_NEAREST = "\n检索时最接近的现有条目：{entries}（如应修改现有条目，请改用“修改”项）。\n"
+GAP_NOT_FOUND = "知识缺口不存在或已变化，请刷新列表后重试 gap {gap_id!r} not found in this window"
+GAP_ALREADY_DRAFTED = "该知识缺口已生成草稿更新包 {pack_id}，请直接编辑 gap already has a draft pack"
+GOLDEN_NOT_FOUND = "黄金问题不存在 golden question {question_id} not found"
+GOLDEN_UNKNOWN_ENTRIES = "期望条目不存在 unknown expected entries: {ids}"
+
+REPORT_TITLE = "知库周报 {week}"
+REPORT_GENERATED = "生成时间 {ts}（北京时间），统计窗口 {since} 至 {until}"
+REPORT_USAGE = "检索使用情况"
+REPORT_GAPS = "知识缺口（低置信度 / 无结果问题按语义聚类）"
+REPORT_TOP = "本周高频问题"
+REPORT_FEEDBACK = "差评最多的条目"
+REPORT_UNUSED = "{days} 天内从未展示的条目"
+REPORT_FRESHNESS = "时效与流程"
+REPORT_QUALITY = "检索质量趋势"
+REPORT_NONE = "（无）"
+REPORT_LINT = "合规检查覆盖率：{checked}/{versions} 个版本（{share}）"
+REPORT_OVERDUE = "超时未审更新包：{n} 个"
+REPORT_STALE = "已过复核日期的条目：{n} 个"
+
+CHART_USAGE = "每周检索量与低置信度占比"
+CHART_SEARCHES = "检索次数"
+CHART_LOW_SHARE = "低置信度占比"
+CHART_FRESHNESS = "提交→上线时长（小时）与 24 小时目标"
+CHART_TARGET = "目标"
+CHART_QUALITY = "检索质量（hit@1 / MRR@10）"
+CHART_GAPS = "知识缺口 Top 10（次数）"
