@@ -32,6 +32,8 @@ audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True
 models_app = typer.Typer(help="The offline embedding model.", no_args_is_help=True)
 pack_app = typer.Typer(help="Update-pack files.", no_args_is_help=True)
 eval_app = typer.Typer(help="Measure retrieval quality on labelled questions.", no_args_is_help=True)
+report_app = typer.Typer(help="Reports for managers.", no_args_is_help=True)
+app.add_typer(report_app, name="report")
 for sub, name in ((db_app, "db"), (demo_app, "demo"), (users_app, "users"), (entries_app, "entries"),
                   (audit_app, "audit"), (models_app, "models"), (eval_app, "eval"), (pack_app, "pack")):
     app.add_typer(sub, name=name)
@@ -73,6 +75,15 @@ def db_upgrade() -> None:
     finally:
         engine.dispose()
     out.print(f"数据库已是最新 database at head: {engine.url.render_as_string(hide_password=True)}")
+
+
+@demo_app.command("corpus")
+def demo_corpus(out_path: Annotated[Path, typer.Argument(dir_okay=False, help="JSONL file to write.")]) -> None:
+    """Write the demo knowledge base as an evaluation corpus for `zhiku eval retrieval|conversations`."""
+    from ingestion.demo import write_demo_corpus
+
+    lines = write_demo_corpus(out_path)
+    out.print(f"{lines} 条 entries → {out_path}")
 
 
 @demo_app.command("load")
@@ -211,8 +222,9 @@ def ingest(
     submit: Annotated[bool, typer.Option("--submit", help="Submit the draft for review at once.")] = False,
     as_user: Annotated[str, typer.Option("--as", help="The expert the pack belongs to.")] = "expert",
     title: Annotated[str | None, typer.Option(help="Pack title (default: the file name).")] = None,
+    replace: Annotated[str | None, typer.Option("--replace", help="Replace the items of this draft pack (yours) instead.")] = None,
 ) -> None:
-    """Preview an update-pack file and save it as a draft (exit 1, nothing saved, on any error)."""
+    """Preview an update-pack file and save it as a draft, or over a draft (exit 1, nothing saved, on any error)."""
     from kb.models import Actor
     from review_workflow import service as workflow
     from review_workflow.upload import pack_from_upload, preview_upload
@@ -227,7 +239,8 @@ def ingest(
         if not preview.ok:
             raise typer.Exit(1)
         pack, _ = pack_from_upload(session=session, filename=path.name, data=data, title=title,
-                                   actor=Actor(user.username, user.role))
+                                   actor=Actor(user.username, user.role), replace_pack_id=replace,
+                                   data_dir=_settings().resolved_data_dir)
         if submit:
             workflow.submit_pack(session=session, pack_id=pack.id, actor=Actor(user.username, user.role),
                                  sla_hours=_settings().sla_hours)
@@ -296,6 +309,8 @@ def eval_retrieval(
     corpus: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="JSONL: {id, title, text, category?, supersedes?}.")],
     queries: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="JSONL: {id, query, relevant_ids}.")],
     as_json: Annotated[bool, typer.Option("--json", help="Last stdout line: one JSON object with the report.")] = False,
+    record: Annotated[bool | None, typer.Option("--record/--no-record", help="Store the scores (EvalRun) in the configured database; default: when it is initialised.")] = None,
+    dataset: Annotated[str | None, typer.Option(help="Dataset name the run is stored under (default: the corpus folder or file name).")] = None,
 ) -> None:
     """Load CORPUS into a throwaway store and score QUERIES through the agents' search path."""
     from api.evaluation import evaluate_retrieval
@@ -314,8 +329,129 @@ def eval_retrieval(
         if key not in ("corpus", "queries"):
             table.add_row(key, str(value))
     (out if not as_json else err).print(table)
+    _record_eval(report, record=record, dataset=dataset or corpus.parent.name or corpus.stem,
+                 corpus=str(corpus), queries=str(queries))
     if as_json:
         report["results"] = [{"id": r.id, "ranked": r.ranked[:10], "relevant_ids": r.relevant} for r in results]
+        sys.stdout.write(json.dumps(report, ensure_ascii=False) + "\n")
+
+
+def _initialised_engine(settings: Settings):  # type: ignore[no-untyped-def]
+    """The configured database's engine if it exists and is migrated, else None (never creates a file)."""
+    from kb.db import current_revision
+
+    url = settings.resolved_database_url
+    if url.startswith("sqlite") and not Path(url.split("///", 1)[-1]).exists():
+        return None
+    engine = make_engine(url)
+    try:
+        if current_revision(engine) is not None:
+            return engine
+    except Exception:  # noqa: BLE001 - an unreachable database just means "do not record"
+        pass
+    engine.dispose()
+    return None
+
+
+def _record_eval(report: dict, *, record: bool | None, dataset: str, corpus: str, queries: str) -> None:  # type: ignore[type-arg]
+    """Store an evaluation run (stderr says where); --record on an uninitialised database is an error."""
+    import getpass
+
+    from retrieval.analytics.quality import record_eval_run
+
+    if record is False:
+        return
+    settings = _settings()
+    engine = _initialised_engine(settings)
+    if engine is None:
+        if record:
+            err.print("错误 error: --record needs an initialised database: run `zhiku db upgrade` first")
+            raise typer.Exit(1)
+        return
+    try:
+        with session_scope(engine) as session:
+            run = record_eval_run(session=session, dataset=dataset, report=report, corpus=corpus, queries=queries,
+                                  model=settings.model_path.name, actor=getpass.getuser())
+            run_id = run.id
+    finally:
+        engine.dispose()
+    err.print(f"已记录评测 recorded eval run {run_id} (dataset {dataset})")
+
+
+@eval_app.command("golden")
+def eval_golden(
+    category: Annotated[str | None, typer.Option(help="Only this category (product/process/compliance/faq or 中文名).")] = None,
+    record: Annotated[bool, typer.Option("--record/--no-record", help="Store the run (dataset `golden`).")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Last stdout line: one JSON object with the run.")] = False,
+) -> None:
+    """Ask the golden questions experts maintain through the live search path; score and store the run."""
+    import getpass
+
+    from retrieval.analytics.quality import run_golden
+
+    with _runtime() as runtime:
+        with session_scope(runtime.engine) as session:
+            run = run_golden(session=session, searcher=runtime.searcher, actor=getpass.getuser(), category=category,
+                             model=runtime.embedder.name, record=record)
+    table = Table("metric", "value", title=f"{run.dataset}: {run.n} questions")
+    for key, value in run.metrics.items():
+        if not isinstance(value, (dict, list)):
+            table.add_row(key, str(value))
+    for name, scores in (run.metrics.get("categories") or {}).items():
+        table.add_row(f"{name} hit@1 / mrr@10", f"{scores.get('hit@1')} / {scores.get('mrr@10')}")
+    (err if as_json else out).print(table)
+    if as_json:
+        sys.stdout.write(json.dumps(run.model_dump(mode="json"), ensure_ascii=False) + "\n")
+
+
+@report_app.command("weekly")
+def report_weekly(
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the report and its PNG charts.")] = Path("reports"),
+    fmt: Annotated[str, typer.Option("--format", help="md or html.")] = "md",
+    weeks: Annotated[int, typer.Option(help="Weeks of history in the tables and charts.")] = 8,
+    threshold: Annotated[float | None, typer.Option(help="Cosine distance grouping questions into one gap (model-specific).")] = None,
+) -> None:
+    """Write the weekly report for managers (gaps, frequent questions, 👎, unused entries, freshness, quality)."""
+    from retrieval.analytics.report import weekly_report
+
+    with _runtime() as runtime:
+        with Session(runtime.engine) as session:
+            files = weekly_report(session=session, embedder=runtime.embedder, out_dir=out_dir, fmt=fmt, weeks=weeks,
+                                  threshold=threshold)
+    out.print(f"已写入周报 report written: {files.report} (+{len(files.images)} charts)")
+
+
+@eval_app.command("conversations")
+def eval_conversations(
+    corpus: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="JSONL corpus, as for `eval retrieval`.")],
+    dialogs: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="JSONL: {id, turns: [{speaker: C|A, text}], expected: [{after_turn, relevant_ids}]}.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Last stdout line: one JSON object with the report.")] = False,
+    show_misses: Annotated[bool, typer.Option("--misses", help="Also list missed checkpoints and flickering turns.")] = False,
+) -> None:
+    """Play DIALOGS through the live-card topic tracker over CORPUS: recall@3, hit@3, stable_ratio, p95_ms."""
+    from api.evaluation import evaluate_conversations
+    from retrieval.dialogs import misses
+
+    with Progress(transient=True, console=err) as bar:
+        tasks: dict[str, object] = {}
+
+        def progress(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = bar.add_task(phase, total=total)
+            bar.update(tasks[phase], completed=done)  # type: ignore[arg-type]
+
+        report, results = evaluate_conversations(corpus=corpus, dialogs=dialogs, settings=_settings(), progress=progress)
+    table = Table("metric", "value", title=f"{dialogs.name}: {report['n_dialogs']} dialogues")
+    for key, value in report.items():
+        if key not in ("corpus", "dialogs"):
+            table.add_row(key, str(value))
+    (out if not as_json else err).print(table)
+    wrong = misses(results)
+    if show_misses:
+        for miss in wrong:
+            (out if not as_json else err).print(miss)
+    if as_json:
+        report["misses"] = wrong
         sys.stdout.write(json.dumps(report, ensure_ascii=False) + "\n")
 
 
@@ -350,6 +486,7 @@ def serve(
     import uvicorn
 
     from api.app import create_app
+    from api.logging import configure_logging
 
     settings = _settings()
     host, port = host or settings.host, port or settings.port
@@ -364,10 +501,13 @@ def serve(
     if workers > 1:
         os.environ["ZHIKU_RUN_WORKER"] = "false"
         out.print(f"{workers} API workers; run `zhiku worker` once, separately, to index published changes")
-        uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers,
-                    log_level=settings.log_level.lower())
+        # Each worker process builds the app (and its JSON logging) through the factory.
+        uvicorn.run("api.app:serve_app", factory=True, host=host, port=port, workers=workers,
+                    log_level=settings.log_level.lower(), log_config=None, access_log=False)
         return
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level.lower())
+    configure_logging(settings.log_level, json_format=settings.log_format == "json")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level.lower(),
+                log_config=None, access_log=False)
 
 
 def _print_demo_logins_if_present(settings: Settings) -> None:

@@ -6,7 +6,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -35,6 +35,8 @@ def get_session(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Iterator[S
             raise
         if session.info.pop("outbox", False):
             runtime.wake_worker()
+        for hook in session.info.pop("after_commit", []):  # e.g. push changed cards to live sidebars
+            hook()
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
@@ -85,13 +87,29 @@ def get_caller(
     api_key: Annotated[str | None, Depends(_api_key)],
 ) -> Caller:
     """The authenticated caller, from a bearer token or an X-API-Key header (401 otherwise)."""
-    if bearer is not None and bearer.credentials:
-        return Caller(auth.actor_for_token(session=session, token=bearer.credentials))
+    caller = _resolve(request.app, session, token=bearer.credentials if bearer is not None else None, api_key=api_key)
+    # End the read transaction: on SQLite every transaction holds the write lock, and the route may
+    # search or embed for a while before it writes anything.
+    session.commit()
+    return caller
+
+
+def _resolve(app: Any, session: Session, *, token: str | None, api_key: str | None) -> Caller:
+    if token:
+        return Caller(auth.actor_for_token(session=session, token=token))
     if api_key:
         key = auth.key_for(session=session, key=api_key)
-        request.app.state.rate_limiter.take(key.id or 0, key.rate_per_minute)
+        app.state.rate_limiter.take(key.id or 0, key.rate_per_minute)
         return Caller(Actor(f"apikey:{key.name}", BOT), frozenset(key.scopes), key.id)
     raise Unauthenticated("需要登录或 API 密钥 authentication required (Bearer token or X-API-Key)")
+
+
+def caller_for_credentials(app: Any, *, token: str | None, api_key: str | None, scope: str) -> Caller:
+    """For routes outside the dependency system (WebSocket): authenticate and check the conversation guard."""
+    runtime: Runtime = app.state.runtime
+    with Session(runtime.engine) as session:
+        caller = _resolve(app, session, token=token, api_key=api_key)
+    return allow(*STAFF, scope=scope)(caller)
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]
@@ -126,3 +144,4 @@ Searchers = Annotated[Caller, Depends(allow(*STAFF, scope="search"))]
 Retrievers = Annotated[Caller, Depends(allow(*STAFF, scope="retrieve"))]
 FeedbackGivers = Annotated[Caller, Depends(allow(*STAFF, scope="feedback"))]
 NoticeReaders = Annotated[Caller, Depends(allow(*STAFF, scope="notices"))]
+Conversers = Annotated[Caller, Depends(allow(*STAFF, scope="conversations"))]

@@ -6,7 +6,7 @@ import threading
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
-from sqlalchemy import func, update
+from sqlalchemy import event, func, update
 from sqlmodel import Session, col, select
 
 from ingestion.indexer import Indexer
@@ -21,6 +21,10 @@ from retrieval.embedding import Embedder, SentenceTransformerEmbedder
 from retrieval.index.base import VectorIndex
 from retrieval.search import Association, Associations, Searcher
 from retrieval.text import Analyzer
+from retrieval.topics import EntryProfile, TopicConfig, TopicTracker
+from retrieval import conversations
+from retrieval.conversations import ChangeWatcher, Coalescer
+from api.live import LiveHub
 
 
 def open_index(settings: Settings) -> VectorIndex:
@@ -45,6 +49,11 @@ class Runtime:
     _analyzer: Analyzer | None = None
     _searcher: Searcher | None = None
     _worker: OutboxWorker | None = None
+    _tracker: TopicTracker | None = None
+    live: LiveHub = field(default_factory=LiveHub)
+    coalescer: Coalescer = field(default_factory=Coalescer)
+    watcher: ChangeWatcher = field(default_factory=ChangeWatcher)
+    _profiles: dict[str, EntryProfile] = field(default_factory=dict)
     _lock: threading.RLock = field(default_factory=threading.RLock)
 
     @classmethod
@@ -91,6 +100,22 @@ class Runtime:
             return self._searcher
 
     @property
+    def profiles(self) -> dict[str, EntryProfile]:
+        """What topic tracking knows of each entry in force (refreshed with the vocabulary)."""
+        _ = self.searcher
+        return self._profiles
+
+    @property
+    def topic_tracker(self) -> TopicTracker:
+        """Decides the cards of live conversations (shares the searcher)."""
+        with self._lock:
+            if self._tracker is None:
+                searcher = self.searcher
+                self._tracker = TopicTracker(searcher=searcher, config=TopicConfig(max_cards=self.settings.max_cards))
+                self._tracker.set_knowledge(self._profiles)
+            return self._tracker
+
+    @property
     def worker(self) -> OutboxWorker:
         """The outbox worker; publishing due packs and SLA escalation run on its tick."""
         from review_workflow import service as workflow
@@ -100,6 +125,7 @@ class Runtime:
                 def tick(session: Session, now) -> None:  # type: ignore[no-untyped-def]
                     workflow.publish_due(session=session, now=now)
                     workflow.escalate_overdue(session=session, now=now)
+                    self.refresh_live_cards(session=session, now=now)
 
                 def after_batch(session: Session, pack_ids: set[str], now) -> None:  # type: ignore[no-untyped-def]
                     workflow.mark_searchable(session=session, pack_ids=pack_ids, now=now)
@@ -107,6 +133,15 @@ class Runtime:
                 self._worker = OutboxWorker(engine=self.engine, indexer=self.indexer, tick=tick,
                                             after_batch=after_batch, on_change=self.refresh_knowledge)
             return self._worker
+
+    def refresh_live_cards(self, *, session: Session, now=None) -> None:  # type: ignore[no-untyped-def]
+        """Entries that just changed (published now, or a scheduled version coming into force): open
+        conversations showing them get the new card pushed once the transaction commits."""
+        entry_ids = self.watcher.due(session=session, now=now)
+        updates = conversations.refresh_changed_entries(session=session, entry_ids=entry_ids,
+                                                        notice_days=self.settings.notice_days)
+        if updates:
+            event.listen(session, "after_commit", lambda _s: [self.live.publish(u) for u in updates], once=True)
 
     def warm_up(self) -> None:
         """Load the embedding model and the search vocabulary once, before serving."""
@@ -132,12 +167,20 @@ class Runtime:
         analyzer = self.analyzer
         words: list[str] = []
         links = {}
+        profiles: dict[str, EntryProfile] = {}
         for entry_id, v in current.items():
             words.extend([*v.synonyms, *v.tags] + ([v.title] if v.category == "product" else []))
             links[entry_id] = Association(v.title, tuple(v.related), tuple(v.synonyms))
+            profiles[entry_id] = EntryProfile(
+                names=[v.title, *v.synonyms], keywords=[*v.tags, v.summary, *(v.facts or {})],
+                text=" ".join([v.body, v.script_template, *(str(f.get("value", "")) for f in (v.facts or {}).values())]),
+                is_product=v.category == "product")
         analyzer.add_words(words)
+        self._profiles = profiles
         if self._searcher is not None:
             self._searcher.associations = Associations(links)
+        if self._tracker is not None:
+            self._tracker.set_knowledge(profiles)
 
     def sync_index(self, *, rebuild: bool = False, progress=None):  # type: ignore[no-untyped-def]
         """Bring the whole index in line with the database (missing versions, validity windows).

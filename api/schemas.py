@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from kb.models import AttachmentPublic
 from kb.timeutil import to_utc
 
 
@@ -162,3 +163,113 @@ class DiffOut(BaseModel):
 class Page(BaseModel):
     data: list[Any]
     count: int
+
+
+# Cards and entries list attachments in this shape: {id, kind (file | link), filename, media_type, size, url};
+# `url` is GET /api/v1/attachments/{id} for a file (signed-in download), the external address for a link.
+AttachmentOut = AttachmentPublic
+
+
+# ---------------------------------------------------------------- live conversations
+
+
+class ConversationIn(Strict):
+    customer_id: str | None = Field(default=None, max_length=64, examples=["C20260001"])
+    channel: str | None = Field(default="phone", max_length=20, examples=["phone"],
+                                description="app | branch | phone | wechat | web")
+    agent: str | None = Field(default=None, max_length=64, examples=["agent"])
+
+
+class PastConversationOut(BaseModel):
+    id: str
+    channel: str
+    opened_at: datetime
+    closed_at: datetime | None
+    topics: list[str]
+
+
+class ConversationOut(BaseModel):
+    id: str
+    customer_id: str | None
+    channel: str
+    agent: str | None
+    opened_at: datetime
+    closed_at: datetime | None
+    turns: int
+    revision: int
+    previous: list[PastConversationOut] = []
+
+
+class UtteranceIn(Strict):
+    speaker: str = Field(examples=["customer"], description="customer | agent")
+    text: str = Field(max_length=2000, examples=["我想问一下房贷提前还款要不要预约"])
+    final: bool = Field(default=True, description="false for a speech-to-text partial (may be coalesced)")
+
+
+class UtteranceOut(BaseModel):
+    seq: int
+    speaker: str
+    text: str
+    ts: datetime
+
+
+class FactOut(BaseModel):
+    key: str
+    value: str
+    unit: str | None
+    text: str
+
+
+class CitationOut(BaseModel):
+    entry_id: str
+    version: int
+    valid_from: datetime
+    text: str
+
+
+class CardOut(BaseModel):
+    entry_id: str
+    version: int
+    title: str
+    category: str
+    category_label: str
+    product_type: str | None
+    risk_level: str | None
+    summary: str
+    facts: list[FactOut]
+    script_template: str
+    risk_disclosure: str | None
+    citation: CitationOut
+    changed: bool
+    change_message: str | None = Field(default=None, examples=["该产品信息已变更，请注意话术更新"])
+    change_summary: str | None
+    changed_at: datetime | None
+    reasons: list[str] = Field(examples=[["因为提到：房贷 提前还款"]])
+    related: list[dict[str, Any]] = []
+    attachments: list[AttachmentOut] = []
+
+
+class CardsOut(BaseModel):
+    conversation_id: str
+    revision: int
+    event: str = "cards"
+    changed: bool
+    coalesced: bool = False
+    took_ms: float = 0.0
+    cards: list[CardOut]
+
+
+class ImpressionOut(BaseModel):
+    id: int
+    ts: datetime
+    conversation_id: str
+    customer_id: str | None
+    channel: str
+    agent: str | None
+    entry_id: str
+    version: int
+    category: str
+    product_type: str | None
+    action: str
+    reason: str
+    changed: bool

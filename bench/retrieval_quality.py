@@ -32,17 +32,11 @@ SHARED = ROOT.parent / "shared" / "eval"
 
 def demo_corpus(tmp: Path) -> tuple[Path, Path]:
     """The demo entries as an eval corpus — every field the product indexes — and the demo questions."""
-    from ingestion.parsers.markdown import read_entry_file
-    from kb.demo import DEMO_ENTRIES, DEMO_QUESTIONS
+    from ingestion.demo import write_demo_corpus
+    from kb.demo import DEMO_QUESTIONS
 
     corpus = tmp / "demo_corpus.jsonl"
-    with corpus.open("w", encoding="utf-8") as out:
-        for path in sorted(DEMO_ENTRIES.glob("*.md")):
-            data = read_entry_file(path)
-            row = {"id": data["id"], "title": data["title"], "category": data["category"], "text": data["body"]}
-            row.update({k: data[k] for k in ("summary", "synonyms", "tags", "facts", "product_type", "risk_level",
-                                             "script_template") if data.get(k)})
-            out.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+    write_demo_corpus(corpus)
     return corpus, DEMO_QUESTIONS
 
 

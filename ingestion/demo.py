@@ -1,6 +1,7 @@
 """Load the demo knowledge base and demo users, once: a second run finds them and writes nothing."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,3 +41,19 @@ def load_demo(*, session: Session, entries_dir: Path = DEMO_ENTRIES) -> DemoRepo
                               department=department, display_name=display, actor=DEMO_ACTOR)
             new_users += 1
     return DemoReport(created, present, new_users)
+
+
+CORPUS_FIELDS = ("summary", "synonyms", "tags", "facts", "product_type", "risk_level", "script_template", "related")
+
+
+def write_demo_corpus(out: Path, *, entries_dir: Path = DEMO_ENTRIES) -> int:
+    """The demo entries as an evaluation corpus (the `zhiku eval` JSONL format, every indexed field); returns lines."""
+    lines = 0
+    with out.open("w", encoding="utf-8") as handle:
+        for path in sorted(entries_dir.glob("*.md")):
+            data = read_entry_file(path)
+            row = {"id": data["id"], "title": data["title"], "category": data["category"], "text": data["body"]}
+            row.update({k: data[k] for k in CORPUS_FIELDS if data.get(k)})
+            handle.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+            lines += 1
+    return lines

@@ -129,3 +129,20 @@ def search_events(*, session: Session, entry_id: str | None = None, actor: str |
     if until:
         query = query.where(col(AuditEvent.ts) <= until)
     return list(session.exec(query.order_by(col(AuditEvent.id)).limit(limit)).all())
+
+
+CSV_COLUMNS = ("id", "ts", "actor", "action", "object_type", "object_id", "before_hash", "after_hash", "detail", "hash")
+
+
+def events_csv(events: list[AuditEvent]) -> str:
+    """Events as CSV with a BOM, so that Excel opens the Chinese text correctly (API and web export)."""
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_COLUMNS)
+    for e in events:
+        writer.writerow([e.id, e.ts.isoformat(), e.actor, e.action, e.object_type, e.object_id, e.before_hash or "",
+                         e.after_hash or "", canonical_json(e.detail), e.hash])
+    return "\ufeff" + buffer.getvalue()

@@ -16,7 +16,7 @@ from kb.users import password_matches
 MAX_FAILED_LOGINS = 5
 LOCKOUT = timedelta(minutes=15)
 TOKEN_TTL = timedelta(hours=8)
-SCOPES = ("search", "retrieve", "feedback", "notices")
+SCOPES = ("search", "retrieve", "feedback", "notices", "conversations")
 KEY_PREFIX = "zk_"
 
 

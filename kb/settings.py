@@ -22,11 +22,13 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, description="Port `zhiku serve` binds.")
     secret_key: str | None = Field(default=None, description="Signing key for sessions and tokens; default: generated once into <data_dir>/secret_key.")
     log_level: str = Field(default="INFO", description="Python logging level.")
+    log_format: str = Field(default="json", description="`zhiku serve` log lines: json (one object per line, with the request id) or text.")
     run_worker: bool = Field(default=True, description="Run the outbox worker inside the server process; false when `zhiku worker` runs on its own (several API workers).")
     max_body_bytes: int = Field(default=1_048_576, description="Largest JSON request body accepted (bytes); larger → 413.")
     upload_max_bytes: int = Field(default=50 * 1024 * 1024, description="Largest update-pack file upload (bytes); larger → 413.")
     sla_hours: float = Field(default=24.0, description="Review SLA: a submitted pack is overdue this many hours later.")
     notice_days: float = Field(default=7.0, description="How long a changed entry's card carries the change marker.")
+    max_cards: int = Field(default=3, ge=1, le=10, description="Cards shown at most in a live conversation's sidebar.")
 
     @cached_property
     def resolved_data_dir(self) -> Path:

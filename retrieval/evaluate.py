@@ -14,7 +14,8 @@ from typing import Any
 from kb.errors import ValidationFailed
 
 EPOCH_START = "2000-01-01T00:00:00+00:00"
-OPTIONAL_FIELDS = ("summary", "synonyms", "tags", "facts", "product_type", "risk_level", "script_template", "valid_to")
+OPTIONAL_FIELDS = ("summary", "synonyms", "tags", "facts", "product_type", "risk_level", "script_template", "valid_to",
+                   "related")
 _SAFE_ID = re.compile(r"^[^\s/\\?#]{1,64}$")
 
 

@@ -109,29 +109,41 @@ class Searcher:
     def search(self, query: str, *, top_k: int = 5, filters: Filters | None = None,
                as_of: datetime | str | None = None, related: int = 3) -> SearchResponse:
         """Entries best answering `query` among those in force at `as_of` (default now)."""
+        return self.search_many([query], top_k=top_k, filters=filters, as_of=as_of, related=related)[0]
+
+    def search_many(self, queries: Sequence[str], *, top_k: int = 5, filters: Filters | None = None,
+                    as_of: datetime | str | None = None, related: int = 3) -> list[SearchResponse]:
+        """Several queries with one embedding batch (cheaper than one call each: live cards use two)."""
         started = time.perf_counter()
-        if query is None or not query.strip():
-            raise ValidationFailed("查询不能为空 query must not be empty", errors=[{"field": "query", "message": "empty"}])
         if not 1 <= top_k <= 100:
             raise ValidationFailed("top_k 须在 1–100 之间 top_k must be 1–100", errors=[{"field": "top_k", "message": "out of range"}])
-        text = truncate_query(query.strip())
-        normalized = normalize(text)
-        if not has_content(text):
-            return SearchResponse(query, normalized, [], 0.0, True, _ms(started))
+        for query in queries:
+            if query is None or not query.strip():
+                raise ValidationFailed("查询不能为空 query must not be empty", errors=[{"field": "query", "message": "empty"}])
+        texts = [truncate_query(q.strip()) for q in queries]
+        searchable = [i for i, t in enumerate(texts) if has_content(t)]
+        vectors = self.embedder.encode_queries([normalize(texts[i], lower=False) for i in searchable]) if searchable else []
+        dense_of = {i: vectors[n].tolist() for n, i in enumerate(searchable)}
         at = to_utc(as_of) or utcnow()
         flt = IndexFilter(
             categories=tuple((filters or Filters()).categories), product_types=tuple((filters or Filters()).product_types),
             tags=tuple((filters or Filters()).tags), valid_at=epoch(at, OPEN_END),
         )
-        dense_vec = self.embedder.encode_queries([normalize(text, lower=False)])[0].tolist()
-        sparse_vec = self.analyzer.query_vector(normalized)
-        dense_hits = self.index.search_dense(dense_vec, limit=self.prefetch, flt=flt)
-        sparse_hits = self.index.search_sparse(sparse_vec, limit=self.prefetch, flt=flt) if len(sparse_vec) else []
-        hits = self._collapse(dense_hits, sparse_hits)
-        confidence = self.confidence.predict(hits)
-        top = hits[:top_k]
-        self._attach_related(top, normalized, limit=related)
-        return SearchResponse(query, normalized, top, confidence, confidence < self.handoff_below, _ms(started))
+        responses = []
+        for i, (query, text) in enumerate(zip(queries, texts, strict=True)):
+            normalized = normalize(text)
+            if i not in dense_of:
+                responses.append(SearchResponse(query, normalized, [], 0.0, True, _ms(started)))
+                continue
+            sparse_vec = self.analyzer.query_vector(normalized)
+            dense_hits = self.index.search_dense(dense_of[i], limit=self.prefetch, flt=flt)
+            sparse_hits = self.index.search_sparse(sparse_vec, limit=self.prefetch, flt=flt) if len(sparse_vec) else []
+            hits = self._collapse(dense_hits, sparse_hits)
+            confidence = self.confidence.predict(hits)
+            top = hits[:top_k]
+            self._attach_related(top, normalized, limit=related)
+            responses.append(SearchResponse(query, normalized, top, confidence, confidence < self.handoff_below, _ms(started)))
+        return responses
 
     def _collapse(self, dense_hits: Sequence[Hit], sparse_hits: Sequence[Hit]) -> list[EntryHit]:
         """Score entries, not chunks: each entry by its best chunk in each list, then fused.

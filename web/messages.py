@@ -96,7 +96,11 @@ FLASHES = {
     "item_removed": "已删除条目。",
     "published": "已立即发布。",
     "key_revoked": "API 密钥已吊销。",
+    "conversation_closed": "会话已结束，卡片展示记录已留存备查。",
 }
+
+CHANNELS = {"phone": "电话", "app": "手机银行", "wechat": "微信", "web": "网页在线", "branch": "网点"}
+SPEAKERS = {"customer": "客户", "agent": "坐席"}
 
 
 def error_title(error: ZhikuError) -> str:

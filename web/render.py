@@ -136,9 +136,8 @@ def render_fragment(template: str, **context: Any) -> str:
     return environment().get_template(template).render(**context)
 
 
-def render(request: Request, template: str, context: dict[str, Any] | None = None, *, status_code: int = 200,
-           headers: dict[str, str] | None = None) -> HTMLResponse:
-    """Render a page or partial with the signed-in user, navigation and CSRF token in its context."""
+def render_fragment(request: Request, template: str, context: dict[str, Any] | None = None) -> str:
+    """The HTML of a template with the page context (user, navigation, CSRF token), as a string."""
     user = getattr(request.state, "user", None)
     flash_key = request.query_params.get("msg")
     page = {
@@ -150,7 +149,14 @@ def render(request: Request, template: str, context: dict[str, Any] | None = Non
         "path": request.url.path,
         **(context or {}),
     }
-    html = environment().get_template(template).render(**page)
+    return environment().get_template(template).render(**page)
+
+
+def render(request: Request, template: str, context: dict[str, Any] | None = None, *, status_code: int = 200,
+           headers: dict[str, str] | None = None) -> HTMLResponse:
+    """Render a page or partial with the signed-in user, navigation and CSRF token in its context."""
+    user = getattr(request.state, "user", None)
+    html = render_fragment(request, template, context)
     response = HTMLResponse(html, status_code=status_code, headers=headers)
     if user is None:
         set_login_cookie(response, request)

@@ -7,22 +7,26 @@ from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
-from fastapi.responses import FileResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, RedirectResponse, Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.background import BackgroundTask
 
 from api.deps import RuntimeDep
+from api.live import conversation_events as live_events
+from api.live import current_revision
 from ingestion.parsers import Limits, write_template
 from kb import audit, auth, users
 from kb.errors import Unauthenticated, ValidationFailed
 from kb.models import Role
 from kb.timeutil import to_local, to_utc
+from retrieval import conversations
 from retrieval.logs import record_feedback
 from review_workflow import service as workflow
 from review_workflow.models import ApproveIn, PackState
 from review_workflow.upload import pack_from_upload, preview_upload
 from web import forms, messages, views
 from web.dashboard import dashboard_view
-from web.render import HOME, render
+from web.render import HOME, render, render_fragment
 from web.security import (
     SESSION_COOKIE,
     Admins,
@@ -49,6 +53,12 @@ def _redirect(url: str, msg: str | None = None) -> RedirectResponse:
 
 def _htmx(request: Request) -> bool:
     return bool(request.headers.get("hx-request"))
+
+
+@router.get("/favicon.ico")
+def favicon() -> Response:
+    """No icon: answer browsers' automatic request without a 404 in their console."""
+    return Response(status_code=204, headers={"Cache-Control": "max-age=86400"})
 
 
 # ---------------------------------------------------------------- sign-in
@@ -108,12 +118,85 @@ def logout(request: Request, session: WebSession) -> Response:
 
 @router.get("/agent")
 def agent_workspace(request: Request, user: Agents, runtime: RuntimeDep, session: WebSession,
-                    q: Annotated[str, Query(max_length=512)] = "", category: str = "", product_type: str = "") -> Response:
+                    q: Annotated[str, Query(max_length=512)] = "", category: str = "", product_type: str = "",
+                    conversation: Annotated[str, Query(max_length=64)] = "") -> Response:
     """The agent workspace: instant search, the selected card, and the conversation panel."""
     results = views.search_view(runtime=runtime, session=session, actor=user.actor, query=q, category=category,
                                 product_type=product_type)
     first = views.card_view(runtime=runtime, session=session, entry_id=results.hits[0].entry_id) if results.hits else None
-    return render(request, "agent/workspace.html", {"results": results, "card": first})
+    panel = views.conversation_panel(runtime=runtime, session=session, conversation_id=conversation) if conversation else None
+    return render(request, "agent/workspace.html", {"results": results, "card": first, "panel": panel,
+                                                    "channels": messages.CHANNELS})
+
+
+@router.post("/agent/conversations")
+def start_conversation(user: Agents, session: WebSession, customer_id: Annotated[str, Form(max_length=64)] = "",
+                       channel: Annotated[str, Form(max_length=20)] = "phone") -> Response:
+    """Open a conversation (the customer's earlier ones are linked) and show its panel."""
+    view = conversations.open_conversation(session=session, actor=user.actor, customer_id=customer_id or None,
+                                           channel=channel)
+    return _redirect(f"/agent?conversation={view.conversation.id}#conversation-panel")
+
+
+@router.post("/agent/conversations/{conversation_id}/utterances")
+def conversation_utterance(request: Request, conversation_id: str, user: Agents, runtime: RuntimeDep,
+                           speaker: Annotated[str, Form(max_length=10)], text: Annotated[str, Form(max_length=2000)]) -> Response:
+    """A typed customer or agent turn; the cards follow (and are pushed to every open sidebar)."""
+    update = conversations.add_utterance(engine=runtime.engine, tracker=runtime.topic_tracker,
+                                         conversation_id=conversation_id, speaker=speaker, text=text,
+                                         coalescer=runtime.coalescer, notice_days=runtime.settings.notice_days)
+    runtime.live.publish(update)
+    if not _htmx(request):
+        return _redirect(f"/agent?conversation={conversation_id}#conversation-panel")
+    return render(request, "agent/utterance_added.html", {"speaker": speaker, "text": conversations.mask_digits(text),
+                                                          "live": update})
+
+
+@router.post("/agent/conversations/{conversation_id}/cards/{entry_id}/{action}")
+def conversation_card_action(request: Request, conversation_id: str, entry_id: str, action: str, user: Agents,
+                             runtime: RuntimeDep, session: WebSession) -> Response:
+    """Pin, unpin or dismiss a live card."""
+    days = runtime.settings.notice_days
+    if action == "dismiss":
+        update = conversations.dismiss_card(session=session, conversation_id=conversation_id, entry_id=entry_id,
+                                            actor=user.actor, notice_days=days)
+    elif action in ("pin", "unpin"):
+        update = conversations.pin_card(session=session, conversation_id=conversation_id, entry_id=entry_id,
+                                        actor=user.actor, pinned=action == "pin", notice_days=days)
+    else:
+        raise ValidationFailed("未知操作 unknown action", errors=[{"field": "action", "message": "pin | unpin | dismiss"}])
+    session.commit()
+    runtime.live.publish(update)
+    if not _htmx(request):
+        return _redirect(f"/agent?conversation={conversation_id}#conversation-panel")
+    return render(request, "partials/live_cards.html", {"live": update})
+
+
+@router.post("/agent/conversations/{conversation_id}/close")
+def close_conversation(conversation_id: str, user: Agents, session: WebSession) -> Response:
+    conversations.close_conversation(session=session, conversation_id=conversation_id, actor=user.actor)
+    return _redirect("/agent", "conversation_closed")
+
+
+@router.get("/agent/conversations/{conversation_id}/events")
+async def conversation_events(request: Request, conversation_id: str, user: Agents, runtime: RuntimeDep) -> Response:
+    """Server-sent events for the panel: each card change as the HTML of the live cards."""
+    await run_in_threadpool(current_revision, runtime, conversation_id)  # 404 before the stream starts
+
+    async def body():  # type: ignore[no-untyped-def]
+        async for payload in live_events(runtime, conversation_id):
+            if await request.is_disconnected():
+                return
+            if payload["event"] == "heartbeat":
+                yield ": heartbeat\n\n"
+                continue
+            update = await run_in_threadpool(views.live_cards, runtime=runtime, conversation_id=conversation_id)
+            html = render_fragment(request, "partials/live_cards.html", {"live": update})
+            data = "".join(f"data: {line}\n" for line in html.splitlines())
+            yield f"id: {payload['revision']}\nevent: cards\n{data}\n"
+
+    return StreamingResponse(body(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
 @router.get("/agent/search")

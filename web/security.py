@@ -156,6 +156,9 @@ def current_user(request: Request, session: WebSession) -> WebUser:
         raise LoginRequired(_next_of(request)) from None
     user = WebUser(actor, _mac(token, "csrf"))
     request.state.user = user
+    # End the read transaction (on SQLite it holds the write lock): the page may search, or let a
+    # service run its own transactions, before it writes anything.
+    session.commit()
     return user
 
 

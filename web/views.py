@@ -12,7 +12,9 @@ from kb import service as kb_service
 from kb.errors import NotFound
 from kb.models import Actor, Category, EntryVersion, Role
 from kb.timeutil import utcnow
+from retrieval import conversations
 from retrieval.cards import Card, build_card
+from retrieval.conversations import CardsUpdate, ConversationView
 from retrieval.logs import log_search
 from retrieval.search import Filters
 from review_workflow import lint
@@ -317,3 +319,27 @@ def prefill(*, session: Session, entry_id: str) -> dict[str, Any]:
         "product_code": entry.product_code or "", "owner_department": entry.owner_department or "",
         "status": entry.status,
     }
+
+
+# ---------------------------------------------------------------- live conversation panel
+
+
+@dataclass
+class ConversationPanel:
+    view: ConversationView
+    live: CardsUpdate
+
+
+def conversation_panel(*, runtime: Runtime, session: Session, conversation_id: str) -> ConversationPanel:
+    """The conversation with its transcript, the customer's earlier conversations and the live cards."""
+    view = conversations.conversation_view(session=session, conversation_id=conversation_id)
+    live = conversations.current_cards(session=session, conversation_id=conversation_id,
+                                       notice_days=runtime.settings.notice_days)
+    return ConversationPanel(view, live)
+
+
+def live_cards(*, runtime: Runtime, conversation_id: str) -> CardsUpdate:
+    """The live cards now (for the panel's event stream, which has no request session)."""
+    with Session(runtime.engine) as session:
+        return conversations.current_cards(session=session, conversation_id=conversation_id,
+                                           notice_days=runtime.settings.notice_days)

@@ -162,3 +162,39 @@ def test_stored_xss_stays_inert_in_the_browser(open_page, live_server):
         assert page.dialogs == [], page.dialogs
         assert page.evaluate("window.__xss") is None
         assert page.locator("img, svg:not(.chart-svg), script:not([src])").count() == 0
+
+
+def test_agent_conversation_panel_follows_the_customer_and_receives_a_published_change(open_page, live_server):
+    from kb.db import session_scope
+    from kb.models import Actor
+    from review_workflow import service as workflow
+    from tests.factories import pack_data, update_item
+    from tests.web.conftest import SEED
+
+    agent = open_page("agent")
+    agent.goto("/agent")
+    panel = agent.locator("#conversation-panel")
+    panel.get_by_label("客户号（可选）").fill("C-BROWSER")
+    panel.get_by_role("button", name="开始会话").click()
+    expect()(panel.locator(".conversation .meta")).to_contain_text("C-BROWSER")
+    panel.get_by_label("内容").fill("你好")
+    panel.get_by_role("button", name="发送").click()
+    expect()(panel.locator("#transcript .turn")).to_have_count(1)
+    panel.get_by_label("内容").fill("我想问一下稳享30天理财怎么起购")
+    panel.get_by_role("button", name="发送").click()
+    live = panel.locator("#live-cards .card", has_text="云岭稳享30天持有期理财")
+    expect()(live).to_be_visible()
+    expect()(live.locator(".reasons")).to_contain_text("因为提到")
+
+    # An expert's change is approved while the conversation is open: the card is pushed with its notice.
+    with session_scope(live_server.runtime.engine) as session:
+        seed = next(s for s in SEED if s["id"] == "WM-030")
+        pack = workflow.create_pack(session=session, actor=Actor("expert", "expert"), data=pack_data(
+            update_item(seed, 1, summary="R2 级净值型理财，1元起购，持有满30天可赎回。",
+                        facts={"起购金额": {"value": "1", "unit": "元"}, "期限": {"value": "90", "unit": "天"}})))
+        workflow.submit_pack(session=session, pack_id=pack.id, actor=Actor("expert", "expert"))
+        workflow.approve_pack(session=session, pack_id=pack.id, data={}, actor=Actor("reviewer", "reviewer"))
+    live_server.runtime.worker.run_once()  # the worker's tick notices the change and pushes it
+    expect()(live.locator(".change-notice")).to_contain_text("该产品信息已变更，请注意话术更新")
+    expect()(live.locator(".citation")).to_contain_text("WM-030 第2版")
+    assert not agent.console_errors, agent.console_errors

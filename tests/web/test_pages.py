@@ -432,3 +432,23 @@ def test_dashboard_charts_evaluation_history_when_runs_are_recorded(page_client,
             quality.record_eval_run(session=session, dataset="demo", report={"n": 320, "hit@5": value, "mrr@10": 0.7})
     html = page_client("admin").get("/admin").text
     assert "检索评测 hit@5" in html and "0.860" in html
+
+
+def test_conversation_panel_without_javascript(page_client):
+    agent = page_client("agent")
+    page = agent.get("/agent")
+    assert 'id="conversation-panel"' in page.text and "开始会话" in page.text
+    opened = agent.post("/agent/conversations", data={"customer_id": "C-1", "channel": "wechat",
+                                                      "csrf_token": csrf_of(page.text)})
+    assert opened.status_code == 303
+    panel = agent.get(opened.headers["location"])
+    assert "C-1" in panel.text and "微信" in panel.text and 'data-stream="/agent/conversations/' in panel.text
+    cid = opened.headers["location"].split("conversation=")[1].split("#")[0]
+    said = agent.post(f"/agent/conversations/{cid}/utterances", data={
+        "speaker": "customer", "text": "我想问稳享30天理财，身份证530102199001011234", "csrf_token": csrf_of(panel.text)})
+    assert said.status_code == 303
+    after = agent.get(said.headers["location"])
+    assert "云岭稳享30天持有期理财" in after.text and "**************1234" in after.text
+    assert "530102199001011234" not in after.text
+    refused = agent.post(f"/agent/conversations/{cid}/utterances", data={"speaker": "customer", "text": "你好"})
+    assert refused.status_code == 403  # no CSRF token

