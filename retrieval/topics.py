@@ -60,6 +60,9 @@ class TopicConfig:
     window: int = 4  # earlier topical turns remembered
     decay: float = 0.5  # weight of a turn one step older
     prior_weight: float = 0.35  # weight of the window against the current turn
+    context_weight: float = 1.0  # weight of the turn read with the last topic against the turn alone
+    pick_context_weight: float = 0.3  # the same two weights when choosing the new cards
+    pick_prior_weight: float = 0.15
     agent_weight: float = 0.4  # an agent turn counts this much of a customer turn
     partial_confident: float = 0.75  # a speech-recognition partial may change cards only above this
     candidates: int = 10
@@ -213,27 +216,38 @@ class TopicTracker:
         if own.confidence >= cfg.confident and back_to is None:
             views = views[:1]  # a question that stands on its own is not read through the old topic
         prior = self._prior(state)
-        now: dict[str, float] = {}
-        for response, scores in views:
-            for entry_id, score in scores.items():
-                now[entry_id] = now.get(entry_id, 0.0) + response.confidence * score
         confidence = max(r.confidence for r, _ in views)
         shift = bool(state.turns) and not (set(_top(_scores(own, 5), 5)) & set(_top(prior, 5)))
         if shift and final:
             state.turns, prior = [], {}
-        combined = {e: s + cfg.prior_weight * prior.get(e, 0.0) for e, s in now.items()}
-        if back_to is not None:  # "那个理财": the product mentioned earlier leads
-            combined[back_to["entry_id"]] = max(combined.values(), default=0.0) + 1.0
-        ranking = [e for e in sorted(combined, key=lambda e: -combined[e]) if e not in state.dismissed]
+        # Two readings of the same evidence: whether the topic moved is judged with the context and
+        # the window (steady), which cards to show then with the turn itself weighing most (precise).
+        ranking = self._rank(state, views, prior, back_to, cfg.context_weight, cfg.prior_weight)
+        picks = self._rank(state, views, prior, back_to, cfg.pick_context_weight, cfg.pick_prior_weight)
 
         changed = False
         if ranking and (final or confidence >= cfg.partial_confident) and self._new_need(state, ranking, own, terms, named):
-            state.cards = self._choose(state, ranking, views, content)
+            state.cards = self._choose(state, picks, views, content)
             changed = True
         if final:
             self._push_turn(state, TurnMemory(CUSTOMER, content, _scores(own, cfg.candidates), state.seq, own.confidence))
             state.last_topic = content
         return TurnOutcome(changed, list(state.cards), content, confidence, shift=shift, took_ms=_ms(started))
+
+    @staticmethod
+    def _rank(state: TopicState, views, prior: dict[str, float], back_to, context_weight: float,  # type: ignore[no-untyped-def]
+              prior_weight: float) -> list[str]:
+        scores: dict[str, float] = {}
+        for view, (response, by_entry) in enumerate(views):
+            weight = response.confidence * (1.0 if view == 0 else context_weight)
+            for entry_id, score in by_entry.items():
+                scores[entry_id] = scores.get(entry_id, 0.0) + weight * score
+        for entry_id, score in prior.items():
+            if entry_id in scores:
+                scores[entry_id] += prior_weight * score
+        if back_to is not None:  # "那个理财": the product mentioned earlier leads
+            scores[back_to["entry_id"]] = max(scores.values(), default=0.0) + 1.0
+        return [e for e in sorted(scores, key=lambda e: -scores[e]) if e not in state.dismissed]
 
     def domain_terms(self, content: str) -> list[str]:
         """Words of the turn that the knowledge base uses (and that not every entry uses)."""
@@ -249,11 +263,11 @@ class TopicTracker:
         shown = state.card_ids
         if not shown:
             return True
+        if own.hits and own.hits[0].entry_id not in shown and own.confidence >= self.config.confident:
+            return True  # a question that clearly stands on its own
         if ranking[0] in shown:
             return False
         if any(entry_id not in shown for _, entry_id in named):
-            return True
-        if own.hits and own.hits[0].entry_id not in shown and own.confidence >= self.config.confident:
             return True
         covered = " ".join(self._profile_of(e) for e in shown)
         return any(term not in covered for term in terms)
