@@ -7,6 +7,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 import swagger_ui_bundle
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -23,6 +24,7 @@ from kb import metrics as prom
 from kb.settings import Settings, get_settings
 
 API_PREFIX = "/api/v1"
+THREADS = 128  # > the SQLite pool (10 + 40 overflow, kb/db.py)
 _request_log = logging.getLogger("zhiku.request")
 DESCRIPTION = """知库 Zhiku 的 HTTP 接口：坐席检索、机器人问答检索、更新包提交与合规审核、变更通知、审计。
 
@@ -48,6 +50,9 @@ def create_app(settings: Settings | None = None, *, start_worker: bool | None = 
         # that holds a database transaction.
         opened.warm_up()
         opened.live.bind(asyncio.get_running_loop())
+        # More worker threads than database connections: a thread that holds SQLite's write lock
+        # always finds a thread to commit on, even when every connection is waiting for the lock.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = THREADS
         if start_worker:
             opened.worker.start()
         try:

@@ -14,6 +14,7 @@ from sqlmodel import Session
 
 from api.runtime import Runtime
 from kb import auth
+from kb.db import read_only
 from kb.errors import PermissionDenied, RateLimited, Unauthenticated
 from kb.models import Actor, Role
 
@@ -40,7 +41,9 @@ def get_session(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Iterator[S
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
-SessionDep = Annotated[Session, Depends(get_session)]
+# Committed when the route returns, before the response is sent: a client never reads stale data
+# after a write, and no transaction (on SQLite: the write lock) waits on a slow client.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 @dataclass(frozen=True)
@@ -82,16 +85,14 @@ _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="机器�
 
 def get_caller(
     request: Request,
-    session: SessionDep,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     api_key: Annotated[str | None, Depends(_api_key)],
 ) -> Caller:
     """The authenticated caller, from a bearer token or an X-API-Key header (401 otherwise)."""
-    caller = _resolve(request.app, session, token=bearer.credentials if bearer is not None else None, api_key=api_key)
-    # End the read transaction: on SQLite every transaction holds the write lock, and the route may
-    # search or embed for a while before it writes anything.
-    session.commit()
-    return caller
+    # A read-only session of its own: on SQLite it takes no write lock, and the request's session
+    # stays unused until the route writes (the route may search or embed for a while first).
+    with Session(read_only(request.app.state.runtime.engine)) as reader:
+        return _resolve(request.app, reader, token=bearer.credentials if bearer is not None else None, api_key=api_key)
 
 
 def _resolve(app: Any, session: Session, *, token: str | None, api_key: str | None) -> Caller:
@@ -107,7 +108,7 @@ def _resolve(app: Any, session: Session, *, token: str | None, api_key: str | No
 def caller_for_credentials(app: Any, *, token: str | None, api_key: str | None, scope: str) -> Caller:
     """For routes outside the dependency system (WebSocket): authenticate and check the conversation guard."""
     runtime: Runtime = app.state.runtime
-    with Session(runtime.engine) as session:
+    with Session(read_only(runtime.engine)) as session:
         caller = _resolve(app, session, token=token, api_key=api_key)
     return allow(*STAFF, scope=scope)(caller)
 

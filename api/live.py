@@ -18,6 +18,7 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from kb import metrics
+from kb.db import read_only
 from retrieval.cards import CHANGED_MESSAGE, Card
 from retrieval import conversations as convo
 from retrieval.conversations import CardsUpdate
@@ -109,13 +110,13 @@ class LiveHub:
 
 
 def snapshot(runtime: Runtime, conversation_id: str) -> dict[str, Any]:
-    with Session(runtime.engine) as session:
+    with Session(read_only(runtime.engine)) as session:
         return cards_payload(convo.current_cards(session=session, conversation_id=conversation_id,
                                                  notice_days=runtime.settings.notice_days))
 
 
 def current_revision(runtime: Runtime, conversation_id: str) -> tuple[int, bool]:
-    with Session(runtime.engine) as session:
+    with Session(read_only(runtime.engine)) as session:
         row = convo.get_conversation(session=session, conversation_id=conversation_id)
         return row.revision, row.closed_at is not None
 

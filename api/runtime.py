@@ -17,7 +17,7 @@ from kb.errors import Unavailable
 from kb.models import OutboxEvent
 from kb.timeutil import utcnow
 from kb.settings import Settings
-from retrieval.embedding import Embedder, SentenceTransformerEmbedder
+from retrieval.embedding import BatchingEmbedder, Embedder, SentenceTransformerEmbedder
 from retrieval.index.base import VectorIndex
 from retrieval.search import Association, Associations, Searcher
 from retrieval.text import Analyzer
@@ -70,7 +70,7 @@ class Runtime:
     def embedder(self) -> Embedder:
         with self._lock:
             if self._embedder is None:
-                self._embedder = SentenceTransformerEmbedder(self.settings.model_path)
+                self._embedder = BatchingEmbedder(SentenceTransformerEmbedder(self.settings.model_path, query_batch_size=64))
             return self._embedder
 
     @property

@@ -57,8 +57,9 @@ def own_server(workers: int):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
+        log = open(Path(tempfile.gettempdir()) / "zhiku-live-bench-server.log", "w")  # noqa: SIM115
         proc = subprocess.Popen([str(ZHIKU), "serve", "--port", str(port), "--workers", str(workers)], env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                stdout=log, stderr=subprocess.STDOUT)
         url = f"http://127.0.0.1:{port}"
         try:
             for _ in range(600):
@@ -72,6 +73,7 @@ def own_server(workers: int):
         finally:
             proc.terminate()
             proc.wait(30)
+            log.close()
 
 
 async def conversation(n: int, url: str, token: str, lines: list[str], args, stats: dict) -> None:  # type: ignore[no-untyped-def]

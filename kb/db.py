@@ -15,6 +15,7 @@ from sqlmodel import Session
 from kb.models import AuditEvent, EntryVersion
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+READ_ONLY = "zhiku_read_only"
 
 
 def _json_dumps(value: object) -> str:
@@ -31,6 +32,7 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         engine = create_engine(
             url, echo=echo, json_serializer=_json_dumps,
             connect_args={"check_same_thread": False, "timeout": 30},
+            pool_size=10, max_overflow=40,  # threads waiting for the write lock each hold a connection
         )
         _configure_sqlite(engine)
         return engine
@@ -51,7 +53,14 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):  # type: ignore[no-untyped-def]
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Readers (see `read_only`) begin deferred: in WAL mode they run beside the writer.
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
+
+
+def read_only(engine: Engine) -> Engine:
+    """The same engine for transactions that only read: on SQLite they do not take the write lock
+    (every other transaction begins IMMEDIATE), so many readers and one writer proceed together."""
+    return engine.execution_options(**{READ_ONLY: True})
 
 
 @event.listens_for(OrmSession, "before_flush")

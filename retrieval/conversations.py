@@ -18,7 +18,7 @@ from sqlalchemy import Engine, func, update
 from sqlmodel import Session, col, select
 
 from kb import audit, service
-from kb.db import session_scope
+from kb.db import read_only, session_scope
 from kb.errors import Conflict, NotFound, ValidationFailed
 from kb.models import Actor, Category, Entry
 from kb.timeutil import to_utc, utcnow
@@ -28,7 +28,7 @@ from retrieval.topics import AGENT, CUSTOMER, CardRef, TopicState, TopicTracker,
 
 MAX_TEXT = 2000
 HISTORY_LIMIT = 5
-PARTIAL_INTERVAL_S = 0.3  # speech-to-text partials are looked at most this often per conversation
+PARTIAL_INTERVAL_S = 1.0  # speech-to-text partials are looked at most this often per conversation
 _DIGITS = re.compile(r"\d[\d\s-]{4,}\d")
 
 
@@ -70,17 +70,34 @@ class Coalescer:
     the next partial or the final one carries the newer text anyway."""
 
     def __init__(self, max_conversations: int = 10_000) -> None:
-        self._slots: OrderedDict[str, list] = OrderedDict()  # id -> [lock, last partial time, its words]
+        # id -> [lock, last partial time, its words, (revision, cards) last built]
+        self._slots: OrderedDict[str, list] = OrderedDict()
         self._guard = threading.Lock()
         self.max = max_conversations
 
     def _slot(self, conversation_id: str) -> list:  # type: ignore[type-arg]
         with self._guard:
-            slot = self._slots.pop(conversation_id, None) or [threading.Lock(), 0.0, ()]
+            slot = self._slots.pop(conversation_id, None) or [threading.Lock(), 0.0, (), None]
             self._slots[conversation_id] = slot
             while len(self._slots) > self.max:
                 self._slots.popitem(last=False)
             return slot
+
+    def cached(self, conversation_id: str, revision: int | None = None) -> list[Card] | None:
+        """The cards last built for the conversation (at `revision`, if given)."""
+        entry = self._slot(conversation_id)[3]
+        if entry is None or (revision is not None and entry[0] != revision):
+            return None
+        return entry[1]
+
+    def cached_revision(self, conversation_id: str) -> int | None:
+        entry = self._slot(conversation_id)[3]
+        return None if entry is None else entry[0]
+
+    def remember(self, conversation_id: str, revision: int, cards: list[Card]) -> None:
+        slot = self._slot(conversation_id)
+        if slot[3] is None or slot[3][0] <= revision:
+            slot[3] = (revision, cards)
 
     @contextmanager
     def final(self, conversation_id: str) -> Iterator[bool]:
@@ -200,36 +217,57 @@ def add_utterance(*, engine: Engine, tracker: TopicTracker, conversation_id: str
     words = () if final else tuple(tracker.domain_terms(content_of(text)))
     gate = coalescer.final(conversation_id) if final else coalescer.partial(conversation_id, words)
     with gate as looked_at:
+        if not final and not looked_at:
+            return _coalesced(engine, coalescer, conversation_id, notice_days, started)
         for _ in range(5):
-            with Session(engine, expire_on_commit=False) as session:
+            with Session(read_only(engine), expire_on_commit=False) as session:
                 row = get_conversation(session=session, conversation_id=conversation_id)
                 _require_open(row)
-                if not final and not looked_at:
-                    return _update(session, row, changed=False, notice_days=notice_days, coalesced=True, started=started)
                 seen = (row.turns, row.revision)
                 state = TopicState.from_json(row.state)
                 session.rollback()  # hold no lock while searching
             outcome = tracker.observe(state, speaker=speaker, text=text, final=final)
+            revision = seen[1] + int(outcome.changed)
             with session_scope(engine) as session:
-                values = {"state": state.to_json(), "turns": seen[0] + int(final), "revision": seen[1] + int(outcome.changed)}
                 written = session.execute(
                     update(Conversation).where(col(Conversation.id) == conversation_id, col(Conversation.turns) == seen[0],
                                                col(Conversation.revision) == seen[1], col(Conversation.closed_at).is_(None))
-                    .values(**values)
+                    .values(state=state.to_json(), turns=seen[0] + int(final), revision=revision)
                 ).rowcount
                 if not written:
                     session.rollback()
                     continue  # someone else wrote this conversation first: look again
                 if final:
-                    session.add(Utterance(conversation_id=conversation_id, seq=values["turns"], speaker=speaker,
+                    session.add(Utterance(conversation_id=conversation_id, seq=seen[0] + 1, speaker=speaker,
                                           text=mask_digits(text)))
-                row = get_conversation(session=session, conversation_id=conversation_id)
-                session.refresh(row)
-                result = _update(session, row, changed=outcome.changed, notice_days=notice_days, started=started)
-                if outcome.changed:
-                    _log_cards(session, row, result.cards, action="shown")
-                return result
+                cards = None if outcome.changed else coalescer.cached(conversation_id, revision)
+                if cards is None:
+                    row = get_conversation(session=session, conversation_id=conversation_id)
+                    session.refresh(row)
+                    cards = _cards(session, state.cards, notice_days)
+                    if outcome.changed:
+                        _log_cards(session, row, cards, action="shown")
+            coalescer.remember(conversation_id, revision, cards)
+            return CardsUpdate(conversation_id, revision, cards, outcome.changed, "cards", False, _ms(started))
     raise Conflict("会话正被并发更新，请重试 conversation busy, retry", details={"conversation_id": conversation_id})
+
+
+def _coalesced(engine: Engine, coalescer: Coalescer, conversation_id: str, notice_days: float,
+               started: float) -> CardsUpdate:
+    """The answer to a partial that was not looked at: the cards as they are (no search, rarely a query)."""
+    revision = coalescer.cached_revision(conversation_id)
+    cards = coalescer.cached(conversation_id, revision) if revision is not None else None
+    if cards is None:
+        with Session(read_only(engine)) as session:
+            row = get_conversation(session=session, conversation_id=conversation_id)
+            _require_open(row)
+            revision, cards = row.revision, _cards(session, TopicState.from_json(row.state).cards, notice_days)
+        coalescer.remember(conversation_id, revision, cards)
+    return CardsUpdate(conversation_id, revision, cards, False, "cards", True, _ms(started))
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)
 
 
 def current_cards(*, session: Session, conversation_id: str, notice_days: float = 7.0) -> CardsUpdate:

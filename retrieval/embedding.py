@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
 import threading
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -34,9 +36,9 @@ class SentenceTransformerEmbedder:
     without prompts (bge, …) encode the raw text.
     """
 
-    def __init__(self, path: Path, *, batch_size: int = 8, device: str = "cpu") -> None:
+    def __init__(self, path: Path, *, batch_size: int = 8, query_batch_size: int = 8, device: str = "cpu") -> None:
         self.path = Path(path)
-        self.batch_size = batch_size
+        self.batch_size, self.query_batch_size = batch_size, query_batch_size
         self.device = device
         self._model = None
         self._lock = threading.Lock()
@@ -68,21 +70,85 @@ class SentenceTransformerEmbedder:
         self.warm_up()
         return int(self._model.get_embedding_dimension())  # type: ignore[union-attr]
 
-    def _encode(self, texts: list[str], prompt_name: str) -> np.ndarray:
+    def _encode(self, texts: list[str], prompt_name: str, batch_size: int) -> np.ndarray:
         self.warm_up()
         model = self._model
         prompt = prompt_name if prompt_name in (model.prompts or {}) else None  # type: ignore[union-attr]
         vectors = model.encode(  # type: ignore[union-attr]
-            texts, prompt_name=prompt, batch_size=self.batch_size, normalize_embeddings=True,
+            texts, prompt_name=prompt, batch_size=batch_size, normalize_embeddings=True,
             convert_to_numpy=True, show_progress_bar=False,
         )
         return np.asarray(vectors, dtype=np.float32)
 
     def encode_queries(self, texts: list[str]) -> np.ndarray:
-        return self._encode(texts, "query")
+        return self._encode(texts, "query", self.query_batch_size)
 
     def encode_passages(self, texts: list[str]) -> np.ndarray:
-        return self._encode(texts, "passage")
+        return self._encode(texts, "passage", self.batch_size)
+
+
+class BatchingEmbedder:
+    """Query encodings from concurrent requests share forward passes: while the model runs one batch,
+    new queries wait and go together in the next. An idle server adds no delay; a busy one encodes
+    many queries for little more than the price of one. Passages pass straight through."""
+
+    def __init__(self, inner: Embedder, *, max_batch: int = 64) -> None:
+        self.inner, self.max_batch = inner, max_batch
+        self._pending: queue.SimpleQueue[tuple[list[str], Future[np.ndarray]]] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._start = threading.Lock()
+
+    @property
+    def dim(self) -> int:
+        return self.inner.dim
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    def warm_up(self) -> None:
+        warm = getattr(self.inner, "warm_up", None)
+        if warm is not None:
+            warm()
+
+    def encode_passages(self, texts: list[str]) -> np.ndarray:
+        return self.inner.encode_passages(texts)
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return self.inner.encode_queries([])
+        done: Future[np.ndarray] = Future()
+        self._pending.put((list(texts), done))
+        self._ensure_thread()
+        return done.result()
+
+    def _ensure_thread(self) -> None:
+        if self._thread is None:
+            with self._start:
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._run, name="zhiku-query-embedder", daemon=True)
+                    self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            batch = [self._pending.get()]
+            size = len(batch[0][0])
+            while size < self.max_batch:
+                try:
+                    batch.append(self._pending.get_nowait())
+                except queue.Empty:
+                    break
+                size += len(batch[-1][0])
+            try:
+                vectors = self.inner.encode_queries([t for texts, _ in batch for t in texts])
+            except Exception as exc:  # every waiting request gets the error, the thread lives on
+                for _, done in batch:
+                    done.set_exception(exc)
+                continue
+            start = 0
+            for texts, done in batch:
+                done.set_result(vectors[start:start + len(texts)])
+                start += len(texts)
 
 
 class HashingEmbedder:

@@ -209,7 +209,8 @@ class TopicTracker:
             return TurnOutcome(False, list(state.cards), content, 0.0, took_ms=_ms(started))
 
         context = " ".join(p for p in (content, back_to["name"] if back_to else "", state.last_topic) if p)
-        queries = [content] if context == content else [content, context]
+        # A partial is read on its own: it is cheap and only moves cards when it is very sure anyway.
+        queries = [content] if context == content or not final else [content, context]
         responses = self.searcher.search_many(queries, top_k=cfg.candidates, related=0)
         own = responses[0]
         views = [(r, _scores(r, cfg.candidates)) for r in responses]
