@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from contextlib import contextmanager
 from typing import Annotated
@@ -63,6 +63,20 @@ def _session() -> Iterator[Session]:
             yield session
     finally:
         runtime.close()
+
+
+@contextmanager
+def _phases() -> Iterator[Callable[[str, int, int], None]]:
+    """A progress bar on stderr with one line per phase ("index", "query", …): progress(phase, done, total)."""
+    with Progress(transient=True, console=err) as bar:
+        tasks: dict[str, object] = {}
+
+        def progress(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = bar.add_task(phase, total=total)
+            bar.update(tasks[phase], completed=done)  # type: ignore[arg-type]
+
+        yield progress
 
 
 @db_app.command("upgrade")
@@ -315,14 +329,7 @@ def eval_retrieval(
     """Load CORPUS into a throwaway store and score QUERIES through the agents' search path."""
     from api.evaluation import evaluate_retrieval
 
-    with Progress(transient=True, console=err) as bar:
-        tasks: dict[str, object] = {}
-
-        def progress(phase: str, done: int, total: int) -> None:
-            if phase not in tasks:
-                tasks[phase] = bar.add_task(phase, total=total)
-            bar.update(tasks[phase], completed=done)  # type: ignore[arg-type]
-
+    with _phases() as progress:
         report, results = evaluate_retrieval(corpus=corpus, queries=queries, settings=_settings(), progress=progress)
     table = Table("metric", "value", title=f"{corpus.parent.name or corpus.name}: {report['n']} queries")
     for key, value in report.items():
@@ -432,14 +439,7 @@ def eval_conversations(
     from api.evaluation import evaluate_conversations
     from retrieval.dialogs import misses
 
-    with Progress(transient=True, console=err) as bar:
-        tasks: dict[str, object] = {}
-
-        def progress(phase: str, done: int, total: int) -> None:
-            if phase not in tasks:
-                tasks[phase] = bar.add_task(phase, total=total)
-            bar.update(tasks[phase], completed=done)  # type: ignore[arg-type]
-
+    with _phases() as progress:
         report, results = evaluate_conversations(corpus=corpus, dialogs=dialogs, settings=_settings(), progress=progress)
     table = Table("metric", "value", title=f"{dialogs.name}: {report['n_dialogs']} dialogues")
     for key, value in report.items():

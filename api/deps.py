@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
@@ -41,6 +41,7 @@ def get_session(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Iterator[S
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+RowId = Annotated[int, Path(ge=1, le=2**63 - 1, description="数据库行号 row id")]  # beyond it: 422, not a crash
 # Committed when the route returns, before the response is sent: a client never reads stale data
 # after a write, and no transaction (on SQLite: the write lock) waits on a slow client.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]

@@ -161,19 +161,24 @@ def api(runtime):
         yield client
 
 
-@pytest.fixture
-def login(api):
-    """login(username) -> Authorization headers."""
+def token_headers(client, password: str = PASSWORD):  # type: ignore[no-untyped-def]
+    """headers(username) -> Authorization headers for that user, signed in once through the API."""
     cache: dict[str, dict[str, str]] = {}
 
     def headers(username: str) -> dict[str, str]:
         if username not in cache:
-            response = api.post("/api/v1/auth/token", json={"username": username, "password": PASSWORD})
+            response = client.post("/api/v1/auth/token", json={"username": username, "password": password})
             assert response.status_code == 200, response.text
             cache[username] = {"Authorization": f"Bearer {response.json()['access_token']}"}
         return cache[username]
 
     return headers
+
+
+@pytest.fixture
+def login(api):
+    """login(username) -> Authorization headers."""
+    return token_headers(api)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from api.deps import Authors, Editors, RuntimeDep, SessionDep
+from api.deps import Authors, Editors, RowId, RuntimeDep, SessionDep
 from retrieval import analytics
 from retrieval.analytics.models import (
     EvalRunPublic,
@@ -102,13 +102,13 @@ def golden_create(body: GoldenQuestionIn, caller: Authors, session: SessionDep) 
 
 
 @router.put("/golden/{question_id}", response_model=GoldenQuestionPublic)
-def golden_update(question_id: int, body: GoldenQuestionIn, caller: Authors, session: SessionDep) -> GoldenQuestionPublic:
+def golden_update(question_id: RowId, body: GoldenQuestionIn, caller: Authors, session: SessionDep) -> GoldenQuestionPublic:
     """Change a golden question, its expected entries, category or active flag."""
     return analytics.update_golden(session=session, question_id=question_id, data=body, actor=caller.actor)
 
 
 @router.delete("/golden/{question_id}", response_model=GoldenQuestionPublic)
-def golden_delete(question_id: int, caller: Authors, session: SessionDep) -> GoldenQuestionPublic:
+def golden_delete(question_id: RowId, caller: Authors, session: SessionDep) -> GoldenQuestionPublic:
     """Retire a golden question (kept inactive; past runs still refer to it)."""
     return analytics.delete_golden(session=session, question_id=question_id, actor=caller.actor)
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from api.deps import Admins, CallerDep, SessionDep
+from api.deps import Admins, CallerDep, RowId, SessionDep
 from api.schemas import ApiKeyIn, ApiKeyOut, TokenIn, TokenOut
 from kb import auth
 
@@ -40,6 +40,6 @@ def list_keys(caller: Admins, session: SessionDep) -> list[ApiKeyOut]:
 
 
 @router.delete("/api-keys/{key_id}", response_model=ApiKeyOut)
-def revoke_key(key_id: int, caller: Admins, session: SessionDep) -> ApiKeyOut:
+def revoke_key(key_id: RowId, caller: Admins, session: SessionDep) -> ApiKeyOut:
     """Admin: revoke a key at once."""
     return ApiKeyOut(**auth.revoke_api_key(session=session, key_id=key_id, actor=caller.actor).model_dump())

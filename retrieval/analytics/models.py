@@ -90,9 +90,9 @@ class GoldenQuestionIn(SQLModel):
 class GapDraftIn(SQLModel):
     """The window the gap was found in (the same as the list call), so the gap is recomputed identically."""
 
-    days: int = 28
+    days: int = Field(default=28, gt=0, le=366)
     until: datetime | None = None
-    threshold: float | None = None
+    threshold: float | None = Field(default=None, gt=0, lt=1)
 
 
 # ---------------------------------------------------------------- public (service results)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from kb.errors import ValidationFailed
 from kb.timeutil import BANK_TZ, to_utc, utcnow
 
 
@@ -31,4 +32,8 @@ def weeks_between(since: datetime, until: datetime) -> list[str]:
 def window(*, days: float, until: datetime | None = None) -> tuple[datetime, datetime]:
     """(since, until) covering the last `days` days up to `until` (default now), both aware UTC."""
     end = to_utc(until) or utcnow()
-    return end - timedelta(days=days), end
+    try:
+        return end - timedelta(days=days), end
+    except OverflowError:
+        raise ValidationFailed("统计窗口超出可表示的日期范围 window outside the representable dates",
+                               errors=[{"field": "until", "message": "out of range"}]) from None

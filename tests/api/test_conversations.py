@@ -55,16 +55,9 @@ def demo_api(demo_runtime):
 
 @pytest.fixture(scope="module")
 def login(demo_api):
-    cache: dict[str, dict[str, str]] = {}
+    from tests.conftest import token_headers
 
-    def headers(username: str) -> dict[str, str]:
-        if username not in cache:
-            response = demo_api.post("/api/v1/auth/token", json={"username": username, "password": DEMO_PASSWORD})
-            assert response.status_code == 200, response.text
-            cache[username] = {"Authorization": f"Bearer {response.json()['access_token']}"}
-        return cache[username]
-
-    return headers
+    return token_headers(demo_api, DEMO_PASSWORD)
 
 
 @pytest.fixture

@@ -74,6 +74,7 @@ def test_eval_cli_on_the_demo_questions(tmp_path, model_path, monkeypatch):
 
     corpus, queries = demo_corpus(tmp_path)
     monkeypatch.setenv("ZHIKU_EMBED_MODEL", str(model_path))
+    monkeypatch.setenv("ZHIKU_DATA_DIR", str(tmp_path / "data"))  # no database there: nothing is recorded
     result = CliRunner().invoke(app, ["eval", "retrieval", "--corpus", str(corpus), "--queries", str(queries), "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout.strip().splitlines()[-1])
