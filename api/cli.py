@@ -496,7 +496,7 @@ def serve(
         raise typer.Exit(2)
     Runtime.open(settings).close()  # fail fast with a clear message before binding the port
     base = f"http://{host}:{port}"
-    out.print(f"知库 Zhiku serving on {base}  (health {base}/healthz, API docs {base}/docs)")
+    out.print(f"知库 Zhiku serving on {base}  (web pages {base}/login, health {base}/healthz, API docs {base}/docs)")
     _print_demo_logins_if_present(settings)
     if workers > 1:
         os.environ["ZHIKU_RUN_WORKER"] = "false"
