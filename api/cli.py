@@ -79,6 +79,15 @@ def _phases() -> Iterator[Callable[[str, int, int], None]]:
         yield progress
 
 
+def _print_report(report: dict, *, title: str, as_json: bool) -> None:  # type: ignore[type-arg]
+    """An evaluation report as a metric table (on stderr with --json, so the JSON stays the last stdout line)."""
+    table = Table("metric", "value", title=title)
+    for key, value in report.items():
+        if key not in ("corpus", "queries", "dialogs"):  # the input paths are not metrics
+            table.add_row(key, str(value))
+    (err if as_json else out).print(table)
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Create or migrate the database schema to the newest version (idempotent)."""
@@ -331,11 +340,7 @@ def eval_retrieval(
 
     with _phases() as progress:
         report, results = evaluate_retrieval(corpus=corpus, queries=queries, settings=_settings(), progress=progress)
-    table = Table("metric", "value", title=f"{corpus.parent.name or corpus.name}: {report['n']} queries")
-    for key, value in report.items():
-        if key not in ("corpus", "queries"):
-            table.add_row(key, str(value))
-    (out if not as_json else err).print(table)
+    _print_report(report, title=f"{corpus.parent.name or corpus.name}: {report['n']} queries", as_json=as_json)
     _record_eval(report, record=record, dataset=dataset or corpus.parent.name or corpus.stem,
                  corpus=str(corpus), queries=str(queries))
     if as_json:
@@ -441,11 +446,7 @@ def eval_conversations(
 
     with _phases() as progress:
         report, results = evaluate_conversations(corpus=corpus, dialogs=dialogs, settings=_settings(), progress=progress)
-    table = Table("metric", "value", title=f"{dialogs.name}: {report['n_dialogs']} dialogues")
-    for key, value in report.items():
-        if key not in ("corpus", "dialogs"):
-            table.add_row(key, str(value))
-    (out if not as_json else err).print(table)
+    _print_report(report, title=f"{dialogs.name}: {report['n_dialogs']} dialogues", as_json=as_json)
     wrong = misses(results)
     if show_misses:
         for miss in wrong:

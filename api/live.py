@@ -37,7 +37,7 @@ def card_payload(card: Card) -> dict[str, Any]:
     data["facts"] = [{**asdict(f), "text": f.text} for f in card.facts]
     data["citation"] = {**asdict(card.citation), "text": card.citation.text}
     data["change_message"] = CHANGED_MESSAGE if card.changed else None
-    data["attachments"] = [a.model_dump() if hasattr(a, "model_dump") else a for a in getattr(card, "attachments", [])]
+    data["attachments"] = [a.model_dump() for a in card.attachments]
     return data
 
 

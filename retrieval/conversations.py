@@ -242,10 +242,9 @@ def add_utterance(*, engine: Engine, tracker: TopicTracker, conversation_id: str
                                           text=mask_digits(text)))
                 cards = None if outcome.changed else coalescer.cached(conversation_id, revision)
                 if cards is None:
-                    row = get_conversation(session=session, conversation_id=conversation_id)
-                    session.refresh(row)
                     cards = _cards(session, state.cards, notice_days)
                     if outcome.changed:
+                        row = get_conversation(session=session, conversation_id=conversation_id)
                         _log_cards(session, row, cards, action="shown")
             coalescer.remember(conversation_id, revision, cards)
             return CardsUpdate(conversation_id, revision, cards, outcome.changed, "cards", False, _ms(started))
@@ -381,11 +380,9 @@ def _cards(session: Session, refs: list[CardRef], notice_days: float) -> list[Ca
     return cards
 
 
-def _update(session: Session, row: Conversation, *, changed: bool, notice_days: float, event: str = "cards",
-            coalesced: bool = False, started: float | None = None) -> CardsUpdate:
+def _update(session: Session, row: Conversation, *, changed: bool, notice_days: float, event: str = "cards") -> CardsUpdate:
     refs = TopicState.from_json(row.state).cards
-    took = round((time.perf_counter() - started) * 1000, 2) if started else 0.0
-    return CardsUpdate(row.id, row.revision, _cards(session, refs, notice_days), changed, event, coalesced, took)
+    return CardsUpdate(row.id, row.revision, _cards(session, refs, notice_days), changed, event)
 
 
 def _agent_action(session: Session, row: Conversation, state: TopicState, changed: bool, entry_id: str,
