@@ -17,15 +17,15 @@ from fastapi.staticfiles import StaticFiles
 from api.deps import RateLimiter
 from api.errors import error_body, install_error_handlers
 from api.routes import attachments, auth, conversations, entries, health, packs, records, search
-from api.logging import REQUEST_ID_HEADER, accept_request_id, configure_logging, request_id
+from api.logging import configure_logging
+from api.middleware import BodyLimit, Observe
 from api.routes import analytics, metrics
 from api.runtime import Runtime
 from kb import metrics as prom
 from kb.settings import Settings, get_settings
 
 API_PREFIX = "/api/v1"
-THREADS = 128  # > the SQLite pool (10 + 40 overflow, kb/db.py)
-_request_log = logging.getLogger("zhiku.request")
+THREADS = 128  # > the SQLite pool (50 + 50 overflow, kb/db.py)
 DESCRIPTION = """知库 Zhiku 的 HTTP 接口：坐席检索、机器人问答检索、更新包提交与合规审核、变更通知、审计。
 
 认证：`POST /api/v1/auth/token` 获取 Bearer 令牌；机器人使用管理员创建的 `X-API-Key`。
@@ -58,6 +58,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool | None = 
         try:
             yield
         finally:
+            opened.live.stop()
             if runtime is None:
                 opened.close()
             elif start_worker:
@@ -66,36 +67,8 @@ def create_app(settings: Settings | None = None, *, start_worker: bool | None = 
     app = FastAPI(title="知库 Zhiku", version="0.1.0", description=DESCRIPTION, lifespan=lifespan, docs_url=None)
     install_error_handlers(app)
 
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next):  # type: ignore[no-untyped-def]
-        length = request.headers.get("content-length")
-        multipart = request.headers.get("content-type", "").startswith("multipart/")
-        limit = settings.upload_max_bytes if multipart else settings.max_body_bytes
-        if length and length.isdigit() and int(length) > limit:
-            return JSONResponse(status_code=413, content=error_body(
-                "payload_too_large", f"请求体过大（上限 {limit} 字节） request body too large"))
-        return await call_next(request)
-
-    @app.middleware("http")
-    async def observe(request: Request, call_next):  # type: ignore[no-untyped-def]
-        # Outermost middleware: request id for the logs and the response, latency per route template.
-        rid = accept_request_id(request.headers.get(REQUEST_ID_HEADER))
-        token = request_id.set(rid)
-        started = time.perf_counter()
-        status = 500
-        try:
-            response = await call_next(request)
-            status = response.status_code
-            response.headers[REQUEST_ID_HEADER] = rid
-            return response
-        finally:
-            elapsed = time.perf_counter() - started
-            route = _route_template(request)
-            prom.REQUEST_LATENCY.labels(method=request.method, route=route, status=str(status)).observe(elapsed)
-            _request_log.info("%s %s %s %.1f ms", request.method, route, status, elapsed * 1000,
-                              extra={"request_id": rid, "method": request.method, "route": route, "path": request.url.path,
-                                     "status": status, "duration_ms": round(elapsed * 1000, 2)})
-            request_id.reset(token)
+    app.add_middleware(BodyLimit, max_body=settings.max_body_bytes, max_upload=settings.upload_max_bytes)
+    app.add_middleware(Observe, route_of=_route_template)  # outside the body limit: a 413 is logged too
 
     app.mount("/static/swagger", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="swagger")
 

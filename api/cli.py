@@ -199,16 +199,21 @@ def audit_verify() -> None:
 def models_prepare(
     force: Annotated[bool, typer.Option(help="Rebuild even if the folder is already prepared.")] = False,
 ) -> None:
-    """Build the bundled multilingual-e5-small into <data_dir>/models once, and verify it (offline)."""
+    """Build the bundled multilingual-e5-small into <data_dir>/models once, and verify it (offline); export
+    the model's ONNX query encoder (also for a model of your own named by ZHIKU_EMBED_MODEL)."""
     from ingestion.model_prepare import prepare_e5_model, verify_model
+    from ingestion.onnx_export import export_onnx
 
     settings = _settings()
     if settings.embed_model:
-        out.print(f"使用自带模型 using ZHIKU_EMBED_MODEL={settings.embed_model}; nothing to prepare")
-        return
-    path = prepare_e5_model(settings.model_path, force=force)
-    cosine = verify_model(path)
-    out.print(f"模型就绪 model ready: {path} (verified, min cosine {cosine:.5f})")
+        out.print(f"使用自带模型 using ZHIKU_EMBED_MODEL={settings.embed_model}; nothing to build")
+        path = settings.model_path
+    else:
+        path = prepare_e5_model(settings.model_path, force=force)
+        cosine = verify_model(path)
+        out.print(f"模型就绪 model ready: {path} (verified, min cosine {cosine:.5f})")
+    if settings.query_encoder == "onnx":
+        out.print(f"查询编码器 ONNX query encoder: {export_onnx(path, force=force)} (verified against PyTorch)")
 
 
 @app.command()

@@ -70,7 +70,8 @@ class Runtime:
     def embedder(self) -> Embedder:
         with self._lock:
             if self._embedder is None:
-                self._embedder = BatchingEmbedder(SentenceTransformerEmbedder(self.settings.model_path, query_batch_size=64))
+                self._embedder = BatchingEmbedder(SentenceTransformerEmbedder(
+                    self.settings.model_path, query_batch_size=64, onnx_queries=self.settings.query_encoder == "onnx"))
             return self._embedder
 
     @property

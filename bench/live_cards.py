@@ -108,7 +108,9 @@ async def conversation(n: int, url: str, token: str, lines: list[str], args, sta
             end = time.perf_counter() + args.seconds
             while time.perf_counter() < end:
                 started_turn = time.perf_counter()
-                text = lines[turn % len(lines)]
+                # Each utterance is made unique (a number in front, as if the customer read one out), so no
+                # query vector comes from the server's cache: real customers do not repeat each other.
+                text = f"{n * 100_000 + turn}{lines[turn % len(lines)]}"
                 turn += 1
                 for k in range(1, args.partials + 1):  # what a recogniser sends while the customer speaks
                     prefix = text[: max(2, len(text) * k // (args.partials + 1))]

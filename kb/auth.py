@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
+import time
+from collections import OrderedDict
 from datetime import datetime, timedelta
 
 from sqlmodel import Session, select
@@ -21,6 +24,40 @@ KEY_PREFIX = "zk_"
 
 
 AuthFailed = Unauthenticated
+TOKEN_CACHE_S = 5.0  # a token checked this recently is trusted again without a query
+
+
+class _TokenCache:
+    """Tokens resolved in the last few seconds (by digest): a live sidebar sends several requests a
+    second, and two queries per request were a large share of a busy server's database work.
+    Logging out in this process drops the token at once; a logout or a disabled account seen by
+    another process takes effect here within TOKEN_CACHE_S."""
+
+    def __init__(self, size: int = 10_000) -> None:
+        self.size = size
+        self._rows: OrderedDict[str, tuple[Actor, datetime, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, digest: str, now: datetime) -> Actor | None:
+        with self._lock:
+            hit = self._rows.get(digest)
+            if hit is None or hit[2] < time.monotonic() or hit[1] <= now:
+                return None
+            return hit[0]
+
+    def put(self, digest: str, actor: Actor, expires_at: datetime) -> None:
+        with self._lock:
+            self._rows[digest] = (actor, expires_at, time.monotonic() + TOKEN_CACHE_S)
+            self._rows.move_to_end(digest)
+            while len(self._rows) > self.size:
+                self._rows.popitem(last=False)
+
+    def drop(self, digest: str) -> None:
+        with self._lock:
+            self._rows.pop(digest, None)
+
+
+_tokens = _TokenCache()
 
 
 def _digest(secret: str) -> str:
@@ -55,16 +92,23 @@ def login(*, session: Session, username: str, password: str, now: datetime | Non
 
 def actor_for_token(*, session: Session, token: str, now: datetime | None = None) -> Actor:
     now = now or utcnow()
-    row = session.exec(select(ApiToken).where(ApiToken.token_hash == _digest(token))).first()
+    digest = _digest(token)
+    cached = _tokens.get(digest, now)
+    if cached is not None:
+        return cached
+    row = session.exec(select(ApiToken).where(ApiToken.token_hash == digest)).first()
     if row is None or row.revoked_at is not None or row.expires_at <= now:
         raise AuthFailed("登录已失效，请重新登录 token invalid or expired")
     user = session.exec(select(User).where(User.username == row.username)).first()
     if user is None or not user.active:
         raise AuthFailed("账号不可用 account disabled")
-    return Actor(user.username, user.role)
+    actor = Actor(user.username, user.role)
+    _tokens.put(digest, actor, row.expires_at)
+    return actor
 
 
 def logout(*, session: Session, token: str) -> None:
+    _tokens.drop(_digest(token))
     row = session.exec(select(ApiToken).where(ApiToken.token_hash == _digest(token))).first()
     if row is not None and row.revoked_at is None:
         row.revoked_at = utcnow()

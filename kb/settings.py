@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -18,6 +19,7 @@ class Settings(BaseSettings):
     qdrant_url: str | None = Field(default=None, description="Qdrant server URL; unset = embedded engine under <data_dir>/index.")
     qdrant_api_key: str | None = Field(default=None, description="API key for the Qdrant server, if it needs one.")
     embed_model: str | None = Field(default=None, description="Path of a local sentence-transformers folder; default <data_dir>/models/multilingual-e5-small (built by `zhiku models prepare`).")
+    query_encoder: Literal["onnx", "torch"] = Field(default="onnx", description="How queries are embedded: onnx (the model's ONNX export made by `zhiku models prepare`, same vectors, faster; PyTorch when there is none) or torch.")
     host: str = Field(default="127.0.0.1", description="Address `zhiku serve` binds.")
     port: int = Field(default=8000, description="Port `zhiku serve` binds.")
     secret_key: str | None = Field(default=None, description="Signing key for sessions and tokens; default: generated once into <data_dir>/secret_key.")

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, func, update
+from sqlalchemy import Engine, func, insert, update
 from sqlmodel import Session, col, select
 
 from kb import audit, service
@@ -215,7 +215,9 @@ def add_utterance(*, engine: Engine, tracker: TopicTracker, conversation_id: str
                                errors=[{"field": "text", "message": f"max {MAX_TEXT} characters"}])
     coalescer = coalescer or Coalescer()
     words = () if final else tuple(tracker.domain_terms(content_of(text)))
-    gate = coalescer.final(conversation_id) if final else coalescer.partial(conversation_id, words)
+    # A partial is optional work: while the query encoder is busy it waits for the final utterance.
+    busy = not final and bool(getattr(tracker.searcher.embedder, "busy", False))
+    gate = coalescer.final(conversation_id) if final else coalescer.partial(conversation_id, () if busy else words)
     with gate as looked_at:
         if not final and not looked_at:
             return _coalesced(engine, coalescer, conversation_id, notice_days, started)
@@ -225,9 +227,18 @@ def add_utterance(*, engine: Engine, tracker: TopicTracker, conversation_id: str
                 _require_open(row)
                 seen = (row.turns, row.revision)
                 state = TopicState.from_json(row.state)
+                session.expunge(row)  # keeps its loaded fields for the impressions below
                 session.rollback()  # hold no lock while searching
             outcome = tracker.observe(state, speaker=speaker, text=text, final=final)
             revision = seen[1] + int(outcome.changed)
+            if not final and not outcome.changed:  # a partial that moved nothing leaves nothing to store
+                return _coalesced(engine, coalescer, conversation_id, notice_days, started, looked_at=True)
+            # Cards are read before the write: the write lock (one writer at a time on SQLite) is held
+            # only for the conversation's compare-and-set, the utterance and the impressions.
+            cards = None if outcome.changed else coalescer.cached(conversation_id, revision)
+            if cards is None:
+                with Session(read_only(engine), expire_on_commit=False) as session:
+                    cards = _cards(session, state.cards, notice_days)
             with session_scope(engine) as session:
                 written = session.execute(
                     update(Conversation).where(col(Conversation.id) == conversation_id, col(Conversation.turns) == seen[0],
@@ -237,23 +248,21 @@ def add_utterance(*, engine: Engine, tracker: TopicTracker, conversation_id: str
                 if not written:
                     session.rollback()
                     continue  # someone else wrote this conversation first: look again
+                # Plain inserts, no unit of work: the write lock is held for as little Python as possible.
                 if final:
-                    session.add(Utterance(conversation_id=conversation_id, seq=seen[0] + 1, speaker=speaker,
-                                          text=mask_digits(text)))
-                cards = None if outcome.changed else coalescer.cached(conversation_id, revision)
-                if cards is None:
-                    cards = _cards(session, state.cards, notice_days)
-                    if outcome.changed:
-                        row = get_conversation(session=session, conversation_id=conversation_id)
-                        _log_cards(session, row, cards, action="shown")
+                    session.execute(insert(Utterance).values(conversation_id=conversation_id, seq=seen[0] + 1,
+                                                             speaker=speaker, text=mask_digits(text), ts=utcnow()))
+                if outcome.changed:
+                    _log_cards(session, row, cards, action="shown")
             coalescer.remember(conversation_id, revision, cards)
             return CardsUpdate(conversation_id, revision, cards, outcome.changed, "cards", False, _ms(started))
     raise Conflict("会话正被并发更新，请重试 conversation busy, retry", details={"conversation_id": conversation_id})
 
 
 def _coalesced(engine: Engine, coalescer: Coalescer, conversation_id: str, notice_days: float,
-               started: float) -> CardsUpdate:
-    """The answer to a partial that was not looked at: the cards as they are (no search, rarely a query)."""
+               started: float, *, looked_at: bool = False) -> CardsUpdate:
+    """The answer to a partial that changed nothing: the cards as they are (no search, rarely a query).
+    `coalesced` tells the caller whether the partial was skipped unread."""
     revision = coalescer.cached_revision(conversation_id)
     cards = coalescer.cached(conversation_id, revision) if revision is not None else None
     if cards is None:
@@ -262,7 +271,7 @@ def _coalesced(engine: Engine, coalescer: Coalescer, conversation_id: str, notic
             _require_open(row)
             revision, cards = row.revision, _cards(session, TopicState.from_json(row.state).cards, notice_days)
         coalescer.remember(conversation_id, revision, cards)
-    return CardsUpdate(conversation_id, revision, cards, False, "cards", True, _ms(started))
+    return CardsUpdate(conversation_id, revision, cards, False, "cards", not looked_at, _ms(started))
 
 
 def _ms(started: float) -> float:
@@ -403,9 +412,9 @@ def _agent_action(session: Session, row: Conversation, state: TopicState, change
 
 def _log_cards(session: Session, row: Conversation, cards: list[Card], *, action: str) -> None:
     now = utcnow()
-    for card in cards:
-        session.add(CardImpression(ts=now, conversation_id=row.id, customer_id=row.customer_id, channel=row.channel,
-                                   agent=row.agent, entry_id=card.entry_id, version=card.version, category=card.category,
-                                   product_type=card.product_type, action=action, reason="；".join(card.reasons),
-                                   changed=card.changed))
+    if cards:
+        session.execute(insert(CardImpression), [dict(
+            ts=now, conversation_id=row.id, customer_id=row.customer_id, channel=row.channel, agent=row.agent,
+            entry_id=card.entry_id, version=card.version, category=card.category, product_type=card.product_type,
+            action=action, reason="；".join(card.reasons), changed=card.changed) for card in cards])
 

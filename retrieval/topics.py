@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from retrieval.search import SearchResponse, Searcher
+from retrieval.search import Blend, SearchResponse, Searcher
 from retrieval.text import normalize
 
 CUSTOMER, AGENT = "customer", "agent"
@@ -208,10 +208,10 @@ class TopicTracker:
         if not terms and not named and back_to is None:  # mood, names, "那怎么办": nothing new to look up
             return TurnOutcome(False, list(state.cards), content, 0.0, took_ms=_ms(started))
 
-        context = " ".join(p for p in (content, back_to["name"] if back_to else "", state.last_topic) if p)
+        context = Blend(tuple(p for p in (content, back_to["name"] if back_to else "", state.last_topic) if p))
         # A partial is read on its own: it is cheap and only moves cards when it is very sure anyway.
-        queries = [content] if context == content or not final else [content, context]
-        responses = self.searcher.search_many(queries, top_k=cfg.candidates, related=0)
+        queries: list[str | Blend] = [content] if len(context.parts) == 1 or not final else [content, context]
+        responses = self.searcher.search_many(queries, top_k=cfg.candidates, related=0, passages=False)
         own = responses[0]
         views = [(r, _scores(r, cfg.candidates)) for r in responses]
         if own.confidence >= cfg.confident and back_to is None:
@@ -308,7 +308,7 @@ class TopicTracker:
     # ------------------------------------------------------------- internals
 
     def _search(self, query: str) -> SearchResponse:
-        return self.searcher.search(query, top_k=self.config.candidates, related=0)
+        return self.searcher.search_many([query], top_k=self.config.candidates, related=0, passages=False)[0]
 
     def _named_products(self, content: str) -> list[tuple[str, str]]:
         found: list[tuple[str, str]] = []

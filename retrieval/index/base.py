@@ -177,11 +177,15 @@ class VectorIndex(Protocol):
         ...
 
     def search_dense(
-        self, vector: Sequence[float], *, limit: int, flt: IndexFilter | None = None
-    ) -> list[Hit]: ...
+        self, vector: Sequence[float], *, limit: int, flt: IndexFilter | None = None,
+        fields: Sequence[str] | None = None,
+    ) -> list[Hit]:
+        """Nearest chunks by the dense vector; `fields` limits the payload returned (default: all)."""
+        ...
 
     def search_sparse(
-        self, vector: SparseVec, *, limit: int, flt: IndexFilter | None = None
+        self, vector: SparseVec, *, limit: int, flt: IndexFilter | None = None,
+        fields: Sequence[str] | None = None,
     ) -> list[Hit]: ...
 
     def search_hybrid(

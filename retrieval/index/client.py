@@ -219,10 +219,10 @@ class QdrantClientIndex:
         """No-op: a server optimises in the background; local mode has nothing to build."""
 
     # -- reads -----------------------------------------------------------------
-    def _query(self, **kwargs: Any) -> list[Hit]:
+    def _query(self, fields: Sequence[str] | None = None, **kwargs: Any) -> list[Hit]:
         with self._read_lock(), self._guard():
             try:
-                res = self.client.query_points(self.collection, with_payload=True, **kwargs)
+                res = self.client.query_points(self.collection, with_payload=list(fields) if fields else True, **kwargs)
             except (UnexpectedResponse, ValueError) as exc:
                 if self._is_missing(exc):
                     return []
@@ -230,9 +230,11 @@ class QdrantClientIndex:
         return [Hit(str(p.id), float(p.score), p.payload or {}) for p in res.points]
 
     def search_dense(
-        self, vector: Sequence[float], *, limit: int, flt: IndexFilter | None = None
+        self, vector: Sequence[float], *, limit: int, flt: IndexFilter | None = None,
+        fields: Sequence[str] | None = None,
     ) -> list[Hit]:
         return self._query(
+            fields,
             query=dense_list(vector),
             using=DENSE_VECTOR,
             limit=check_limit(limit),
@@ -241,11 +243,13 @@ class QdrantClientIndex:
         )
 
     def search_sparse(
-        self, vector: SparseVec, *, limit: int, flt: IndexFilter | None = None
+        self, vector: SparseVec, *, limit: int, flt: IndexFilter | None = None,
+        fields: Sequence[str] | None = None,
     ) -> list[Hit]:
         if not vector.indices:
             return []
         return self._query(
+            fields,
             query=_sparse(vector),
             using=SPARSE_VECTOR,
             limit=check_limit(limit),

@@ -280,7 +280,8 @@ class EdgeIndex:
         return [Hit(str(p.id), float(p.score), p.payload or {}) for p in res]
 
     def search_dense(
-        self, vector: Sequence[float], *, limit: int, flt: IndexFilter | None = None
+        self, vector: Sequence[float], *, limit: int, flt: IndexFilter | None = None,
+        fields: Sequence[str] | None = None,
     ) -> list[Hit]:
         return self._query(
             qe.QueryRequest(
@@ -288,12 +289,13 @@ class EdgeIndex:
                 query=qe.Query.Nearest(dense_list(vector), using=DENSE_VECTOR),
                 filter=_filter(flt),
                 params=self._dense_params(),
-                with_payload=True,
+                with_payload=list(fields) if fields else True,
             )
         )
 
     def search_sparse(
-        self, vector: SparseVec, *, limit: int, flt: IndexFilter | None = None
+        self, vector: SparseVec, *, limit: int, flt: IndexFilter | None = None,
+        fields: Sequence[str] | None = None,
     ) -> list[Hit]:
         if not vector.indices:
             return []
@@ -302,7 +304,7 @@ class EdgeIndex:
                 limit=check_limit(limit),
                 query=qe.Query.Nearest(_sparse(vector), using=SPARSE_VECTOR),
                 filter=_filter(flt),
-                with_payload=True,
+                with_payload=list(fields) if fields else True,
             )
         )
 

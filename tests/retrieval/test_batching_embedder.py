@@ -57,3 +57,28 @@ def test_an_error_reaches_every_waiting_caller_and_the_embedder_keeps_working():
         embedder.encode_queries(["你好"])
     assert embedder.encode_queries(["你好"]).shape == (1, 128)
     assert embedder.encode_passages(["段落"]).shape == (1, 128)
+
+
+def test_recent_query_vectors_are_reused_and_the_cache_is_bounded():
+    class Recording(HashingEmbedder):
+        def __init__(self) -> None:
+            super().__init__()
+            self.seen: list[str] = []
+
+        def encode_queries(self, texts):  # type: ignore[no-untyped-def]
+            self.seen.extend(texts)
+            return super().encode_queries(texts)
+
+    inner = Recording()
+    embedder = BatchingEmbedder(inner, cache=2)
+    plain = HashingEmbedder()
+    first = embedder.encode_queries(["房贷利率", "信用卡年费", "房贷利率"])
+    np.testing.assert_allclose(first, plain.encode_queries(["房贷利率", "信用卡年费", "房贷利率"]))
+    assert inner.seen == ["房贷利率", "信用卡年费"]  # a repeat inside one call is encoded once
+    embedder.encode_queries(["信用卡年费", "房贷利率"])
+    assert inner.seen == ["房贷利率", "信用卡年费"]  # both came from the cache
+    embedder.encode_queries(["數字人民幣"])  # evicts the least recently used (房贷利率 was used last, so 信用卡年费 goes)
+    embedder.encode_queries(["房贷利率"])
+    assert inner.seen == ["房贷利率", "信用卡年费", "數字人民幣"]
+    embedder.encode_queries(["信用卡年费"])
+    assert inner.seen[-1] == "信用卡年费" and not embedder.busy

@@ -136,3 +136,43 @@ def test_check_finds_a_version_missing_from_the_index(loaded):
     loaded.sync_index()
     with Session(loaded.engine) as session:
         assert loaded.indexer.check(session=session).ok
+
+
+def test_a_blend_reads_its_parts_together_and_encodes_each_part_once(loaded):
+    """Live cards read a turn with the conversation's last topic: the words of both, the length-weighted
+    mean of their vectors — and a part encoded before (the previous turn) costs no new encoding."""
+    import numpy as np
+
+    from retrieval.embedding import BatchingEmbedder, HashingEmbedder
+    from retrieval.search import Blend, Searcher
+
+    class Counting(HashingEmbedder):
+        encoded: list[str] = []
+
+        def encode_queries(self, texts):  # type: ignore[no-untyped-def]
+            self.encoded.extend(texts)
+            return super().encode_queries(texts)
+
+    inner = Counting()
+    base = loaded.searcher
+    searcher = Searcher(index=base.index, embedder=BatchingEmbedder(inner), analyzer=base.analyzer)
+    turn, topic = "利率多少", "我想办房贷"
+    searcher.search(topic)  # the previous turn
+    alone, blended = searcher.search_many([turn, Blend((turn, topic))], top_k=3, related=0)
+    assert inner.encoded == [topic, turn]  # the blend reused both vectors
+    assert ids(blended)[0] == "MORT-RATE" and "房贷" in blended.query
+    assert searcher.search_many([Blend((turn,))], related=0)[0].hits[0].entry_id == ids(alone)[0]
+
+    plain = HashingEmbedder()
+    a, b = plain.encode_queries([turn, topic])
+    mixed = (len(turn) * a + len(topic) * b) / np.linalg.norm(len(turn) * a + len(topic) * b)
+    hits = base.index.search_dense(mixed.tolist(), limit=60)
+    assert hits  # the same vector the blend searched with finds the same best entry
+    assert hits[0].payload["entry_id"] in ids(blended)
+
+
+def test_an_empty_blend_is_refused(loaded):
+    from retrieval.search import Blend
+
+    with pytest.raises(ValidationFailed):
+        loaded.searcher.search_many([Blend((" ", ""))])
