@@ -9,11 +9,15 @@ One tracker per process, shared by all conversations; each conversation's memory
    again with the last customer topic and the product mentioned earlier;
 3. entries are scored by that search plus a recency-weighted window of earlier turns (customer
    turns weigh most, each older turn less);
-4. hysteresis: the cards change only when the best entry is not already shown and the search was
-   confident — a topic that goes on keeps its cards, so the sidebar does not flicker.
+4. hysteresis: the cards change only for something they do not already answer — a confident
+   question of its own, a turn whose own best entry is about a topic word the shown cards do not
+   cover, or a new product — a topic that goes on keeps its cards, so the sidebar does not flicker.
+   Topic words are the knowledge base's own vocabulary less everyday Chinese (jieba's IDF).
 """
 from __future__ import annotations
 
+import functools
+import math
 import re
 import time
 from collections.abc import Mapping
@@ -68,6 +72,8 @@ class TopicConfig:
     candidates: int = 10
     confident: float = 0.6  # a turn this sure of an entry not shown moves the cards even without new words
     common_share: float = 0.2  # a word in more than this share of entries is no topic word
+    general_idf: float = 5.5  # nor is a word common in general Chinese (jieba's IDF below this: 时候, 多少, 以后)
+    lead_confident: float = 0.2  # a turn's own best entry, if it names a new topic word, moves the cards above this
     products_remembered: int = 5
 
 
@@ -251,10 +257,13 @@ class TopicTracker:
         return [e for e in sorted(scores, key=lambda e: -scores[e]) if e not in state.dismissed]
 
     def domain_terms(self, content: str) -> list[str]:
-        """Words of the turn that the knowledge base uses (and that not every entry uses)."""
+        """Words of the turn that the knowledge base uses, that not every entry uses and that are not
+        everyday words (jieba's general-Chinese IDF; words it does not know count as specific)."""
         found: list[str] = []
+        idf = _general_idf()
         for term in self.searcher.analyzer.tokens(content):
-            if not term.startswith("#") and term in self._vocabulary and term not in found:
+            if (not term.startswith("#") and term in self._vocabulary and term not in found
+                    and idf.get(term, math.inf) >= self.config.general_idf):
                 found.append(term)
         return found
 
@@ -266,12 +275,17 @@ class TopicTracker:
             return True
         if own.hits and own.hits[0].entry_id not in shown and own.confidence >= self.config.confident:
             return True  # a question that clearly stands on its own
+        covered = " ".join(self._profile_of(e) for e in shown)
+        new_words = [term for term in terms if term not in covered]
+        if own.hits and own.hits[0].entry_id not in shown and own.confidence >= self.config.lead_confident:
+            lead = self._profile_of(own.hits[0].entry_id)
+            if any(term in lead for term in new_words):
+                return True  # the turn's own best entry is about a word the cards shown do not cover
         if ranking[0] in shown:
             return False
         if any(entry_id not in shown for _, entry_id in named):
             return True
-        covered = " ".join(self._profile_of(e) for e in shown)
-        return any(term not in covered for term in terms)
+        return bool(new_words)
 
     # ------------------------------------------------------------- agent actions
 
@@ -359,6 +373,14 @@ class TopicTracker:
                 continue
             words = [w for w in words if w not in term] + [term]
         return f"因为提到：{' '.join(words[:3])}" if words else "与当前话题语义相关"
+
+
+@functools.cache
+def _general_idf() -> dict[str, float]:
+    """jieba's IDF table of general Chinese (ships with jieba, offline)."""
+    import jieba.analyse
+
+    return jieba.analyse.default_tfidf.idf_loader.get_idf()[0]
 
 
 def _scores(response: SearchResponse, limit: int) -> dict[str, float]:

@@ -137,3 +137,22 @@ def test_partials_only_move_cards_when_confident(tracker):
     state = TopicState()
     outcome = tracker.observe(state, speaker=CUSTOMER, text="我想问", final=False)
     assert not outcome.changed and state.seq == 0 and not state.turns
+
+
+def test_topic_words_leave_out_everyday_chinese(tracker):
+    """时候 / 多少 / 以后 appear in the knowledge base's headings but say nothing about the topic."""
+    terms = tracker.domain_terms(content_of("那以后什么时候能取出来，要多少钱"))
+    assert not {"时候", "多少", "以后"} & set(terms)
+    assert {"信用卡", "年费"} <= set(tracker.domain_terms(content_of("信用卡年费多少")))
+    assert "提前还款" in " ".join(tracker.domain_terms("房贷提前还款要预约吗"))
+
+
+def test_a_follow_up_about_something_the_cards_do_not_cover_moves_them(tracker):
+    """Same conversation, a new need: the turn's own best entry is about a word none of the shown
+    cards' headings carry (here 挂失 after 年费), so the cards move even though the context still
+    points at the old topic."""
+    state = TopicState()
+    say(tracker, state, "信用卡年费怎么收，能免吗")
+    before = state.card_ids
+    outcome = say(tracker, state, "那卡丢了要怎么挂失")
+    assert outcome.changed and state.card_ids != before
