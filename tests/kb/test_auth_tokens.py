@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from kb import auth
 from kb.db import session_scope
@@ -28,7 +28,7 @@ def test_a_recently_checked_token_needs_no_query(engine, token):
     with Session(engine) as session:
         assert auth.actor_for_token(session=session, token=token).username == "坐席小王"
     with session_scope(engine) as session:  # even with its row gone, the cached answer holds for a few seconds
-        for row in session.query(ApiToken).all():
+        for row in session.exec(select(ApiToken)).all():
             session.delete(row)
     with Session(engine) as session:
         assert auth.actor_for_token(session=session, token=token).username == "坐席小王"

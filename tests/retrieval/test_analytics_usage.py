@@ -1,7 +1,7 @@
 """Frequent questions per week, 👎 ranking and never-shown entries, from generated logs."""
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from kb import service as kb
 from kb.models import Feedback
@@ -15,7 +15,7 @@ from tests.retrieval.analytics_logs import log
 
 
 def test_top_questions_per_week_normalised(session):
-    now = utcnow()
+    now = datetime(2026, 11, 25, 4, 0, tzinfo=UTC)  # a Wednesday noon in Shanghai: "5 minutes ago" is this week
     last_week = now - timedelta(days=7)
     for q in ("房贷利率", "房贷利率？", "房貸利率", "LPR是什么"):
         log(session, q, now - timedelta(minutes=5), confidence=0.9)
