@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -11,17 +9,16 @@ import anyio.to_thread
 import swagger_ui_bundle
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from api.deps import RateLimiter
-from api.errors import error_body, install_error_handlers
+from api.errors import install_error_handlers
 from api.routes import attachments, auth, conversations, entries, health, packs, records, search
 from api.logging import configure_logging
 from api.middleware import BodyLimit, Observe
 from api.routes import analytics, metrics
 from api.runtime import Runtime
-from kb import metrics as prom
 from kb.settings import Settings, get_settings
 
 API_PREFIX = "/api/v1"

@@ -5,7 +5,8 @@ ONNX Runtime runs the same float32 graph about 1.4× faster batched and 2.7× fa
 time on these 2 cores, with identical vectors (cosine ≥ 0.99999, checked here after the export).
 Optimum's exporter would do this but pins transformers < 4.58; `torch.onnx.export` of the bare
 encoder is all that is needed. The file goes to `<model>/onnx/model.onnx` (sentence-transformers'
-own layout) with a marker naming the weights it came from, so a changed model is exported again.
+own layout) with a marker naming the weights it came from (`retrieval.embedding.onnx_is_current`),
+so a changed model is exported again.
 """
 from __future__ import annotations
 
@@ -17,10 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-ONNX_DIR = "onnx"
-ONNX_FILE = "model.onnx"
-ONNX_MARKER = "zhiku_onnx.json"
-FORMAT_VERSION = 1
+from retrieval.embedding import (ONNX_FORMAT, ONNX_MARKER, OnnxQueryEncoder, onnx_is_current, onnx_path,
+                                weights_stamp)
+
 MIN_COSINE = 0.9999
 _PROBES = ["房贷利率怎么算", "信用卡丢了怎么挂失？", "數字人民幣錢包升級", "LPR 下调后月供会变吗", "你好"]
 
@@ -29,37 +29,11 @@ class OnnxExportError(RuntimeError):
     """The model could not be exported, or the export does not reproduce the PyTorch vectors."""
 
 
-def onnx_path(model_dir: Path) -> Path:
-    return Path(model_dir) / ONNX_DIR / ONNX_FILE
-
-
-def _weights_stamp(model_dir: Path) -> dict[str, int]:
-    """Size and mtime of the weight files: cheap, and changes whenever the model is rebuilt."""
-    stamp = {}
-    for name in ("model.safetensors", "pytorch_model.bin"):
-        path = Path(model_dir) / name
-        if path.is_file():
-            st = path.stat()
-            stamp[name] = int(st.st_size) * 1_000_003 + int(st.st_mtime)
-    return stamp
-
-
-def is_current(model_dir: Path) -> bool:
-    """True when `<model>/onnx/model.onnx` exists and was exported from the current weights."""
-    marker = Path(model_dir) / ONNX_DIR / ONNX_MARKER
-    try:
-        data = json.loads(marker.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return (data.get("format_version") == FORMAT_VERSION and data.get("weights") == _weights_stamp(model_dir)
-            and onnx_path(model_dir).is_file())
-
-
 def export_onnx(model_dir: Path, *, force: bool = False) -> Path:
     """Write `<model>/onnx/model.onnx` once (atomically) and verify it; return its path."""
     model_dir = Path(model_dir)
     target = onnx_path(model_dir)
-    if not force and is_current(model_dir):
+    if not force and onnx_is_current(model_dir):
         return target
     import torch
     from sentence_transformers import SentenceTransformer
@@ -80,7 +54,7 @@ def export_onnx(model_dir: Path, *, force: bool = False) -> Path:
 
     sample = model.tokenizer(["query: 你好"], return_tensors="pt")
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{ONNX_FILE}.{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    tmp = target.with_name(f".{target.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}")
     axes = {0: "batch", 1: "tokens"}
     try:
         with torch.no_grad(), warnings.catch_warnings():
@@ -99,14 +73,12 @@ def export_onnx(model_dir: Path, *, force: bool = False) -> Path:
         raise OnnxExportError(f"ONNX export of {model_dir} failed: {exc}") from exc
     finally:
         tmp.unlink(missing_ok=True)
-    (target.parent / ONNX_MARKER).write_text(json.dumps(
-        {"format_version": FORMAT_VERSION, "weights": _weights_stamp(model_dir), "opset": 17}, indent=2), encoding="utf-8")
+    (model_dir / ONNX_MARKER).write_text(json.dumps(
+        {"format_version": ONNX_FORMAT, "weights": weights_stamp(model_dir), "opset": 17}, indent=2), encoding="utf-8")
     return target
 
 
 def _verify(model, exported: Path, model_dir: Path) -> None:  # type: ignore[no-untyped-def]
-    from retrieval.embedding import OnnxQueryEncoder
-
     want = model.encode(_PROBES, prompt_name="query" if "query" in (model.prompts or {}) else None,
                         normalize_embeddings=True, convert_to_numpy=True)
     got = OnnxQueryEncoder(model_dir, onnx_file=exported).encode(_PROBES, "query")

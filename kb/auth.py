@@ -3,15 +3,14 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import threading
 import time
-from collections import OrderedDict
 from datetime import datetime, timedelta
 
 from sqlmodel import Session, select
 
 from kb import audit
 from kb.errors import NotFound, PermissionDenied, Unauthenticated, ValidationFailed
+from kb.lru import Lru
 from kb.models import Actor, ApiKey, ApiToken, Role, User
 from kb.timeutil import utcnow
 from kb.users import password_matches
@@ -27,37 +26,11 @@ AuthFailed = Unauthenticated
 TOKEN_CACHE_S = 5.0  # a token checked this recently is trusted again without a query
 
 
-class _TokenCache:
-    """Tokens resolved in the last few seconds (by digest): a live sidebar sends several requests a
-    second, and two queries per request were a large share of a busy server's database work.
-    Logging out in this process drops the token at once; a logout or a disabled account seen by
-    another process takes effect here within TOKEN_CACHE_S."""
-
-    def __init__(self, size: int = 10_000) -> None:
-        self.size = size
-        self._rows: OrderedDict[str, tuple[Actor, datetime, float]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, digest: str, now: datetime) -> Actor | None:
-        with self._lock:
-            hit = self._rows.get(digest)
-            if hit is None or hit[2] < time.monotonic() or hit[1] <= now:
-                return None
-            return hit[0]
-
-    def put(self, digest: str, actor: Actor, expires_at: datetime) -> None:
-        with self._lock:
-            self._rows[digest] = (actor, expires_at, time.monotonic() + TOKEN_CACHE_S)
-            self._rows.move_to_end(digest)
-            while len(self._rows) > self.size:
-                self._rows.popitem(last=False)
-
-    def drop(self, digest: str) -> None:
-        with self._lock:
-            self._rows.pop(digest, None)
-
-
-_tokens = _TokenCache()
+# Tokens resolved in the last few seconds, by digest: (actor, token expiry, trusted until — monotonic).
+# A live sidebar sends several requests a second, and two queries per request were a large share of a
+# busy server's database work. Logging out in this process drops the token at once; a logout or a
+# disabled account seen by another process takes effect here within TOKEN_CACHE_S.
+_tokens: Lru[str, tuple[Actor, datetime, float]] = Lru(10_000)
 
 
 def _digest(secret: str) -> str:
@@ -93,9 +66,9 @@ def login(*, session: Session, username: str, password: str, now: datetime | Non
 def actor_for_token(*, session: Session, token: str, now: datetime | None = None) -> Actor:
     now = now or utcnow()
     digest = _digest(token)
-    cached = _tokens.get(digest, now)
-    if cached is not None:
-        return cached
+    cached = _tokens.get(digest)
+    if cached is not None and cached[2] >= time.monotonic() and cached[1] > now:
+        return cached[0]
     row = session.exec(select(ApiToken).where(ApiToken.token_hash == digest)).first()
     if row is None or row.revoked_at is not None or row.expires_at <= now:
         raise AuthFailed("登录已失效，请重新登录 token invalid or expired")
@@ -103,12 +76,12 @@ def actor_for_token(*, session: Session, token: str, now: datetime | None = None
     if user is None or not user.active:
         raise AuthFailed("账号不可用 account disabled")
     actor = Actor(user.username, user.role)
-    _tokens.put(digest, actor, row.expires_at)
+    _tokens.put(digest, (actor, row.expires_at, time.monotonic() + TOKEN_CACHE_S))
     return actor
 
 
 def logout(*, session: Session, token: str) -> None:
-    _tokens.drop(_digest(token))
+    _tokens.pop(_digest(token))
     row = session.exec(select(ApiToken).where(ApiToken.token_hash == _digest(token))).first()
     if row is not None and row.revoked_at is None:
         row.revoked_at = utcnow()

@@ -8,7 +8,6 @@ import logging
 import os
 import queue
 import threading
-from collections import OrderedDict
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -16,6 +15,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from kb.errors import Unavailable
+from kb.lru import Lru
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,33 @@ class Embedder(Protocol):
     def encode_queries(self, texts: list[str]) -> np.ndarray: ...
 
     def encode_passages(self, texts: list[str]) -> np.ndarray: ...
+
+
+ONNX_FILE = Path("onnx") / "model.onnx"  # sentence-transformers' own layout
+ONNX_MARKER = Path("onnx") / "zhiku_onnx.json"  # written last by the export: which weights it came from
+ONNX_FORMAT = 1
+
+
+def onnx_path(model_dir: Path) -> Path:
+    return Path(model_dir) / ONNX_FILE
+
+
+def weights_stamp(model_dir: Path) -> dict[str, list[int]]:
+    """Size and mtime of the folder's weight files: cheap, and different whenever the model is rebuilt."""
+    stamp = {}
+    for name in ("model.safetensors", "pytorch_model.bin"):
+        path = Path(model_dir) / name
+        if path.is_file():
+            st = path.stat()
+            stamp[name] = [st.st_size, st.st_mtime_ns]
+    return stamp
+
+
+def onnx_is_current(model_dir: Path) -> bool:
+    """True when the folder's ONNX export exists and was made from its current weights."""
+    data = _read_json(Path(model_dir) / ONNX_MARKER)
+    return (data.get("format_version") == ONNX_FORMAT and data.get("weights") == weights_stamp(model_dir)
+            and onnx_path(model_dir).is_file())
 
 
 class OnnxQueryEncoder:
@@ -61,7 +88,7 @@ class OnnxQueryEncoder:
         # No busy-waiting between runs: on a small server the spinning threads took the cores the
         # request threads needed.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = onnxruntime.InferenceSession(str(onnx_file or path / "onnx" / "model.onnx"), options,
+        self.session = onnxruntime.InferenceSession(str(onnx_file or onnx_path(path)), options,
                                                     providers=["CPUExecutionProvider"])
 
     def encode(self, texts: list[str], prompt_name: str) -> np.ndarray:
@@ -129,9 +156,7 @@ class SentenceTransformerEmbedder:
             self._model = SentenceTransformer(str(self.path), device=self.device, local_files_only=True)
 
     def _open_onnx(self) -> OnnxQueryEncoder | None:
-        from ingestion.onnx_export import is_current
-
-        if not is_current(self.path):
+        if not onnx_is_current(self.path):
             log.warning("no current ONNX export in %s: queries run on PyTorch (`zhiku models prepare` makes it)", self.path)
             return None
         try:
@@ -185,12 +210,11 @@ class BatchingEmbedder:
     come back all day. Passages pass straight through."""
 
     def __init__(self, inner: Embedder, *, max_batch: int = 64, cache: int = 4096) -> None:
-        self.inner, self.max_batch, self.cache_size = inner, max_batch, cache
+        self.inner, self.max_batch = inner, max_batch
         self._pending: queue.SimpleQueue[tuple[list[str], Future[np.ndarray]]] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._start = threading.Lock()
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._cache_lock = threading.Lock()
+        self._cache: Lru[str, np.ndarray] = Lru(cache)
         self._running = False
 
     @property
@@ -217,23 +241,15 @@ class BatchingEmbedder:
     def encode_queries(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return self.inner.encode_queries([])
-        with self._cache_lock:
-            known = {t: self._cache[t] for t in texts if t in self._cache}
-            for t in known:
-                self._cache.move_to_end(t)
-        missing = list(dict.fromkeys(t for t in texts if t not in known))
+        known = {t: v for t in dict.fromkeys(texts) if (v := self._cache.get(t)) is not None}
+        missing = [t for t in dict.fromkeys(texts) if t not in known]
         if missing:
             done: Future[np.ndarray] = Future()
             self._pending.put((missing, done))
             self._ensure_thread()
-            vectors = done.result()
-            fresh = dict(zip(missing, vectors, strict=True))
-            with self._cache_lock:
-                for t, v in fresh.items():
-                    self._cache[t] = v
-                while len(self._cache) > self.cache_size:
-                    self._cache.popitem(last=False)
-            known.update(fresh)
+            for t, v in zip(missing, done.result(), strict=True):
+                self._cache.put(t, v)
+                known[t] = v
         return np.stack([known[t] for t in texts])
 
     def _ensure_thread(self) -> None:

@@ -7,10 +7,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from kb.errors import ValidationFailed
-from kb.timeutil import epoch, to_utc, utcnow
 import numpy as np
 
+from kb.errors import ValidationFailed
+from kb.timeutil import epoch, to_utc, utcnow
 from retrieval import fuse
 from retrieval.confidence import ConfidenceModel
 from retrieval.embedding import Embedder
@@ -142,11 +142,13 @@ class Searcher:
         parts_of = [[truncate_query(p.strip()) for p in parts if p.strip()] for parts in parts_of]
         texts = [truncate_query(" ".join(parts)) for parts in parts_of]
         searchable = [i for i, t in enumerate(texts) if has_content(t)]
-        unique = list(dict.fromkeys(normalize(p, lower=False) for i in searchable for p in parts_of[i] if has_content(p)))
+        # What each searchable query encodes: its parts with content, normalised, with their lengths.
+        encodes = {i: [(normalize(p, lower=False), len(p)) for p in parts_of[i] if has_content(p)] for i in searchable}
+        unique = list(dict.fromkeys(key for parts in encodes.values() for key, _ in parts))
         encoded = dict(zip(unique, self.embedder.encode_queries(unique), strict=True)) if unique else {}
         dense_of = {}
-        for i in searchable:
-            vector = sum(len(p) * encoded[k] for p in parts_of[i] if (k := normalize(p, lower=False)) in encoded)
+        for i, parts in encodes.items():
+            vector = sum(length * encoded[key] for key, length in parts)
             dense_of[i] = (vector / max(float(np.linalg.norm(vector)), 1e-12)).tolist()
         labels = [str(q) for q in queries]
         at = to_utc(as_of) or utcnow()

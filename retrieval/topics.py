@@ -273,13 +273,13 @@ class TopicTracker:
         shown = state.card_ids
         if not shown:
             return True
-        if own.hits and own.hits[0].entry_id not in shown and own.confidence >= self.config.confident:
+        lead = own.hits[0].entry_id if own.hits and own.hits[0].entry_id not in shown else None  # the turn's own best, not shown
+        if lead is not None and own.confidence >= self.config.confident:
             return True  # a question that clearly stands on its own
         covered = " ".join(self._profile_of(e) for e in shown)
         new_words = [term for term in terms if term not in covered]
-        if own.hits and own.hits[0].entry_id not in shown and own.confidence >= self.config.lead_confident:
-            lead = self._profile_of(own.hits[0].entry_id)
-            if any(term in lead for term in new_words):
+        if lead is not None and own.confidence >= self.config.lead_confident:
+            if any(term in self._profile_of(lead) for term in new_words):
                 return True  # the turn's own best entry is about a word the cards shown do not cover
         if ranking[0] in shown:
             return False

@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from ingestion.onnx_export import ONNX_MARKER, export_onnx, is_current, onnx_path
-from retrieval.embedding import SentenceTransformerEmbedder
+from ingestion.onnx_export import export_onnx
+from retrieval.embedding import ONNX_MARKER, SentenceTransformerEmbedder, onnx_is_current, onnx_path
 
 pytestmark = pytest.mark.slow
 
@@ -35,11 +35,11 @@ def test_onnx_queries_match_pytorch(exported):
 
 
 def test_the_export_is_reused_and_a_changed_model_is_noticed(exported, tmp_path):
-    assert is_current(exported) and onnx_path(exported).is_file()
+    assert onnx_is_current(exported) and onnx_path(exported).is_file()
     before = onnx_path(exported).stat().st_mtime_ns
     export_onnx(exported)
     assert onnx_path(exported).stat().st_mtime_ns == before  # nothing done twice
-    marker = json.loads((onnx_path(exported).parent / ONNX_MARKER).read_text(encoding="utf-8"))
+    marker = json.loads((exported / ONNX_MARKER).read_text(encoding="utf-8"))
     assert marker["weights"]  # tied to the weights it came from
 
 
