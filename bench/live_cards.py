@@ -46,6 +46,12 @@ def pct(values: list[float], q: float) -> float | None:
     return round(ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)], 1)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its children so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
 def own_server(workers: int):
     """A fresh data directory with the demo knowledge base, served on a free port."""
@@ -69,7 +75,7 @@ def own_server(workers: int):
                 except httpx.HTTPError:
                     pass
                 time.sleep(0.5)
-            yield url
+            yield url, proc.pid
         finally:
             proc.terminate()
             proc.wait(30)
@@ -177,8 +183,13 @@ def main() -> None:
     if args.url:
         report = asyncio.run(run(args.url, args))
     else:
-        with own_server(args.workers) as url:
+        with own_server(args.workers) as (url, pid):
+            before = cpu_seconds(pid)
             report = asyncio.run(run(url, args))
+            # CPU the server spent per answered final utterance (partials included): steadier than
+            # latency on a shared machine, where other tenants stretch the tail.
+            report["server_cpu_s"] = round(cpu_seconds(pid) - before, 1)
+            report["server_cpu_ms_per_final"] = round(1000 * report["server_cpu_s"] / max(1, report["finals"]), 1)
     if args.json:
         print(json.dumps(report, ensure_ascii=False))
     else:

@@ -34,3 +34,7 @@ class Lru(Generic[K, V]):
     def pop(self, key: K) -> None:
         with self._lock:
             self._rows.pop(key, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._rows.clear()

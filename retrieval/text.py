@@ -84,7 +84,14 @@ class Analyzer:
         """Terms of already-normalised text: jieba words (no stopwords) and Han bigrams."""
         with self._lock:
             words = [w.strip() for w in self._jieba.cut_for_search(text)]
-        terms = [w for w in words if w and w not in STOPWORDS and _WORD.fullmatch(w)]
+        terms = []
+        for w in words:
+            if not w or w in STOPWORDS:
+                continue
+            if _WORD.fullmatch(w):
+                terms.append(w)
+            elif _WORD.search(w):  # a dictionary word with a sign in it (e-cny, t+1): itself and its parts
+                terms.extend([w, *(p for p in _WORD.findall(w) if p not in STOPWORDS)])
         if self.bigrams:
             for run in re.findall(r"[\u3400-\u9fff]{2,}", text):
                 terms.extend("#" + run[i : i + 2] for i in range(len(run) - 1))

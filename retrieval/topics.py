@@ -9,8 +9,8 @@ One tracker per process, shared by all conversations; each conversation's memory
    again with the last customer topic and the product mentioned earlier;
 3. entries are scored by that search plus a recency-weighted window of earlier turns (customer
    turns weigh most, each older turn less);
-4. hysteresis: the cards change only for something they do not already answer — a confident
-   question of its own, a turn whose own best entry is about a topic word the shown cards do not
+4. hysteresis: the cards change only for something they do not already answer — a turn that
+   opens a new matter ("对了", "另外", "还有就是"), a confident question of its own, a turn whose own best entry is about a topic word the shown cards do not
    cover, or a new product — a topic that goes on keeps its cards, so the sidebar does not flicker.
    Topic words are the knowledge base's own vocabulary less everyday Chinese (jieba's IDF).
 """
@@ -56,6 +56,11 @@ _ANAPHORA = re.compile(
     r"((那|这)[个款只笔张份]|(刚才|刚刚|之前|前面|上次|上回)(说|提|讲|买|办)?[的过了]*(那|这)?[个款只笔张份]?)"
     r"[^，。？！,.?!\s]{0,4}?(理财|产品|基金|保险|存单|卡|贷款?|金条|钱包|账户|存款)"
     r"|(买|办|存|借|投)的(那|这)[个款只笔张份]|^它|[，,\s]它")
+# Words that open a new matter ("对了", "另外", "还有就是", "顺便问一下"): the turn asks something the
+# cards shown so far were not for, even when it also refers back ("对了，刚才那张信用卡也要挂失吗").
+_TOPIC_TURN = re.compile(
+    r"(^|[，。！？,.!?\s])([哦噢嗯啊哎诶好的是]+[，,\s]*)?"
+    r"(对了|另外|还有(就是|一?个事|一件事|一?个问题)|顺便|再问(一下|一?个)|换个(话题|问题)|另一个问题)")
 
 
 @dataclass(frozen=True)
@@ -153,6 +158,11 @@ def content_of(text: str) -> str:
     return " ".join(kept)
 
 
+def opens_new_matter(text: str) -> bool:
+    """Does the utterance open a new matter ("对了", "另外", "还有就是", "顺便问一下")?"""
+    return bool(_TOPIC_TURN.search(normalize(text)))
+
+
 class TopicTracker:
     """Decides the card set turn by turn; stateless itself (the state is passed in), thread-safe."""
 
@@ -225,6 +235,8 @@ class TopicTracker:
         prior = self._prior(state)
         confidence = max(r.confidence for r, _ in views)
         shift = bool(state.turns) and not (set(_top(_scores(own, 5), 5)) & set(_top(prior, 5)))
+        # "对了 / 另外 / 还有就是…" opens a new matter: the cards move to it even if they look related.
+        turning = final and opens_new_matter(text)
         if shift and final:
             state.turns, prior = [], {}
         # Two readings of the same evidence: whether the topic moved is judged with the context and
@@ -233,9 +245,11 @@ class TopicTracker:
         picks = self._rank(state, views, prior, back_to, cfg.pick_context_weight, cfg.pick_prior_weight)
 
         changed = False
-        if ranking and (final or confidence >= cfg.partial_confident) and self._new_need(state, ranking, own, terms, named):
+        if ranking and (final or confidence >= cfg.partial_confident) and (
+                turning or self._new_need(state, ranking, own, terms, named)):
+            before = state.card_ids
             state.cards = self._choose(state, picks, views, content)
-            changed = True
+            changed = state.card_ids != before
         if final:
             self._push_turn(state, TurnMemory(CUSTOMER, content, _scores(own, cfg.candidates), state.seq, own.confidence))
             state.last_topic = content

@@ -358,6 +358,30 @@ def test_upsert_is_idempotent_by_id(index: VectorIndex) -> None:
     assert index.count() == 4
 
 
+RANKING = ("entry_id", "version", "version_id", "title", "category", "product_type", "valid_from")
+
+
+@pytest.mark.parametrize("mode", ["dense", "sparse"])
+def test_named_fields_match_the_full_payload_and_follow_writes(index: VectorIndex, mode: str) -> None:
+    """A search that names its fields gets them (on the edge index from its payload cache): the same
+    hits and values as a full-payload search, also after a point is rewritten, a version deleted or
+    its valid_to moved (valid_to is never served from the cache)."""
+    q = ALL_Q
+    index.upsert(CORPUS)
+    full = search(index, mode, *q, limit=10)
+    named = search(index, mode, *q, limit=10, fields=RANKING)
+    assert [h.id for h in named] == [h.id for h in full]
+    assert all(h.payload[f] == g.payload[f] for h, g in zip(named, full, strict=True) for f in RANKING)
+
+    index.upsert([point("a", (1.0, 0.1, 0.0, 0.0), {1: 2.0, 2: 1.0}, category="fx")])
+    assert {h.payload["category"] for h in search(index, mode, *q, limit=10, fields=RANKING) if h.id == pid("a")} == {"fx"}
+    index.delete_version(version_id="entry-b-v1")
+    assert pid("b") not in {h.id for h in search(index, mode, *q, limit=10, fields=RANKING)}
+    index.set_valid_to(version_id="entry-c-v1", valid_to=500)
+    hits = search(index, mode, *q, limit=10, fields=(*RANKING, "valid_to"))
+    assert {h.payload["valid_to"] for h in hits if h.id == pid("c")} == {500}
+
+
 def test_upsert_many_batches(index: VectorIndex) -> None:
     pts = [point(f"n{i}", (1.0, i / 600, 0.0, 0.0), {i: 1.0}, version=f"v{i % 7}") for i in range(600)]
     index.upsert(pts)

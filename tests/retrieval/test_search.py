@@ -176,3 +176,37 @@ def test_an_empty_blend_is_refused(loaded):
 
     with pytest.raises(ValidationFailed):
         loaded.searcher.search_many([Blend((" ", ""))])
+
+
+def test_a_synonym_named_in_the_query_counts_as_a_strong_word_match(loaded):
+    """副卡 is an expert synonym of the supplementary card: said by the customer, it lifts that entry even
+    when the rest of the customer's words match another card better (scores fused per entry)."""
+    from retrieval.index.base import Hit
+    from retrieval.search import Searcher
+
+    def hit(point: str, entry_id: str, score: float) -> Hit:
+        return Hit(point, score, {"entry_id": entry_id, "version": 1, "version_id": f"v-{entry_id}", "title": entry_id,
+                                  "category": "product", "product_type": None, "valid_from": 0, "text": entry_id})
+
+    dense = [hit("b", "SUPPLEMENTARY", 0.90), hit("a", "SENIOR-CARD", 0.86), hit("c", "OTHER", 0.80)]
+    sparse = [hit("a", "SENIOR-CARD", 9.0), hit("b", "SUPPLEMENTARY", 2.0)]
+    base = loaded.searcher
+    plain = Searcher(index=base.index, embedder=base.embedder, analyzer=base.analyzer, synonym_weight=0.0)
+    assert [h.entry_id for h in plain._collapse(dense, sparse, ["SUPPLEMENTARY"])][0] == "SENIOR-CARD"
+    lifted = base._collapse(dense, sparse, ["SUPPLEMENTARY"])
+    assert lifted[0].entry_id == "SUPPLEMENTARY" and lifted[0].sparse_rank == 2
+    assert [h.entry_id for h in base._collapse(dense, sparse, ["NOT-RETRIEVED"])][0] == "SENIOR-CARD"
+
+
+@pytest.mark.parametrize("text, terms", [
+    ("我点外卖能不能用e-CNY付", {"e-cny", "cny"}),
+    ("T+1到账吗", {"t+1"}),
+    ("7×24小时能转账吗", {"7", "24", "小时"}),
+])
+def test_words_with_a_sign_in_them_are_search_terms(text, terms):
+    """A dictionary word like e-CNY or T+1 was dropped whole from queries and passages (it is not all
+    letters): it now counts as itself and as its parts."""
+    from retrieval.text import Analyzer, normalize
+
+    analyzer = Analyzer(extra_words=["e-CNY", "T+1"])
+    assert terms <= set(analyzer.tokens(normalize(text)))

@@ -6,7 +6,7 @@ import pytest
 
 from ingestion.demo import load_demo
 from kb.db import session_scope
-from retrieval.topics import AGENT, CUSTOMER, TopicConfig, TopicState, TopicTracker, content_of
+from retrieval.topics import AGENT, CUSTOMER, TopicConfig, TopicState, TopicTracker, content_of, opens_new_matter
 
 
 @pytest.mark.parametrize("text", [
@@ -156,3 +156,25 @@ def test_a_follow_up_about_something_the_cards_do_not_cover_moves_them(tracker):
     before = state.card_ids
     outcome = say(tracker, state, "那卡丢了要怎么挂失")
     assert outcome.changed and state.card_ids != before
+
+
+@pytest.mark.parametrize("text, opens", [
+    ("哦对了，刚才那张信用卡也要挂失吗", True), ("另外我想幫我媽辦一張副卡", True), ("还有就是账单日能改吗", True),
+    ("顺便问一下，大额存单利率多少", True), ("好的。另外，定投怎么设", True), ("嗯 还有个事 我有笔定期", True),
+    ("我想换个大点的房子", False), ("对的对的", False), ("还有吗", False), ("那利率呢", False),
+])
+def test_words_that_open_a_new_matter(text, opens):
+    assert opens_new_matter(text) is opens
+
+
+def test_a_turn_that_opens_a_new_matter_re_picks_the_cards(tracker):
+    """The same follow-up keeps the cards (same topic) — unless the customer says it opens a new matter
+    ("对了，…"): then the cards are chosen for that turn itself."""
+    kept = TopicState()
+    say(tracker, kept, "大额存单能提前取吗")
+    before = kept.card_ids
+    assert not say(tracker, kept, "大额存单利率多少").changed and kept.card_ids == before
+    moved = TopicState()
+    say(tracker, moved, "大额存单能提前取吗")
+    outcome = say(tracker, moved, "对了，大额存单利率多少")
+    assert outcome.changed and moved.card_ids != before
