@@ -56,6 +56,12 @@ _ANAPHORA = re.compile(
     r"((那|这)[个款只笔张份]|(刚才|刚刚|之前|前面|上次|上回)(说|提|讲|买|办)?[的过了]*(那|这)?[个款只笔张份]?)"
     r"[^，。？！,.?!\s]{0,4}?(理财|产品|基金|保险|存单|卡|贷款?|金条|钱包|账户|存款)"
     r"|(买|办|存|借|投)的(那|这)[个款只笔张份]|^它|[，,\s]它")
+# A customer who asks to wait ("稍等，我看下我的测评结果") is busy, not asking: unless the turn also asks
+# or requests something, it changes nothing.
+_WAITING = re.compile(r"稍等|等一?下|等等|我(找|看|查|翻|登|打开)[^，。？！,.?!\s]{0,8}?(一?下|看看)")
+_ASKS = re.compile(
+    r"[?？吗么嘛呢]|怎|什么|啥|多少|几|哪|谁|能不能|可不可以|行不行|是不是|有没有|要不要|会不会|为啥|为什么|如何|咋|多久"
+    r"|区别|能否|是否|行不|可以不|我要|帮我|给我|请帮")
 # Words that open a new matter ("对了", "另外", "还有就是", "顺便问一下"): the turn asks something the
 # cards shown so far were not for, even when it also refers back ("对了，刚才那张信用卡也要挂失吗").
 _TOPIC_TURN = re.compile(
@@ -150,9 +156,13 @@ class TurnOutcome:
 
 
 def content_of(text: str) -> str:
-    """The clauses of an utterance that say something (small talk, thanks and identity answers cut)."""
+    """The clauses of an utterance that say something (small talk, thanks and identity answers cut;
+    a turn that only asks the agent to wait says nothing)."""
+    text = normalize(text)
+    if _WAITING.search(text) and not _ASKS.search(text):
+        return ""
     kept = []
-    for clause in _CLAUSES.split(normalize(text)):
+    for clause in _CLAUSES.split(text):
         if len(_HAN_OR_WORD.findall(_FILLER.sub("", clause))) >= 2:
             kept.append(clause)
     return " ".join(kept)

@@ -12,6 +12,7 @@ from retrieval.topics import AGENT, CUSTOMER, TopicConfig, TopicState, TopicTrac
 @pytest.mark.parametrize("text", [
     "喂，你好", "好的，谢谢", "嗯嗯，明白了", "我叫王芳，手机尾号是3821", "身份证号是530102199001011234",
     "稍等一下，我找一下", "好的好的没问题", "謝謝你，再見", "OK，拜拜", "是的是的", "我姓李", "对对对",
+    "稍等 我看下我的测评结果", "嗯…我打开APP看一下 稍等啊", "等一下，我找找卡號",
 ])
 def test_small_talk_and_identity_answers_have_no_content(text):
     assert content_of(text) == ""
@@ -22,6 +23,8 @@ def test_small_talk_and_identity_answers_have_no_content(text):
     ("謝謝，那信用卡年費怎麼免", "信用卡年费"),
     ("好的，那大额存单能提前取吗", "大额存单"),
     ("我的身份证过期了怎么办", "身份证过期"),
+    ("稍等，那信用卡年费多少", "信用卡年费"),  # waiting, but also asking
+    ("我看一下账单，怎么多扣了一笔", "多扣了一笔"),
 ])
 def test_content_keeps_the_question(text, kept):
     assert kept in content_of(text)
