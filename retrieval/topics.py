@@ -3,15 +3,17 @@
 One tracker per process, shared by all conversations; each conversation's memory is a `TopicState`
 (plain data, stored as JSON with the conversation). A turn goes through four steps:
 
-1. small talk, thanks, acknowledgements and identity answers are cut out clause by clause — a turn
-   with nothing left changes nothing;
+1. small talk, thanks, acknowledgements and identity answers are cut out clause by clause, and a
+   turn that only asks the agent to wait says nothing — a turn with nothing left changes nothing;
 2. the rest is searched on its own; a vague follow-up ("那利率呢？", "那个理财怎么赎回") is searched
    again with the last customer topic and the product mentioned earlier;
 3. entries are scored by that search plus a recency-weighted window of earlier turns (customer
    turns weigh most, each older turn less);
 4. hysteresis: the cards change only for something they do not already answer — a turn that
-   opens a new matter ("对了", "另外", "还有就是"), a confident question of its own, a turn whose own best entry is about a topic word the shown cards do not
-   cover, or a new product — a topic that goes on keeps its cards, so the sidebar does not flicker.
+   opens a new matter ("对了", "另外", "还有就是"), a confident question of its own (a very confident
+   one if it has no topic word), a turn whose own best entry is about a topic word the shown cards
+   do not cover, or a new product — a topic that goes on keeps its cards, so the sidebar does not
+   flicker.
    Topic words are the knowledge base's own vocabulary less everyday Chinese (jieba's IDF).
 """
 from __future__ import annotations
@@ -85,6 +87,7 @@ class TopicConfig:
     common_share: float = 0.2  # a word in more than this share of entries is no topic word
     general_idf: float = 5.5  # nor is a word common in general Chinese (jieba's IDF below this: 时候, 多少, 以后)
     lead_confident: float = 0.2  # a turn's own best entry, if it names a new topic word, moves the cards above this
+    vague_confident: float = 0.9  # a turn without topic words moves the cards only this sure of an entry not shown
     products_remembered: int = 5
 
 
@@ -231,14 +234,19 @@ class TopicTracker:
 
         terms = self.domain_terms(content)
         back_to = state.products[0] if state.products and not named and _ANAPHORA.search(content) else None
-        if not terms and not named and back_to is None:  # mood, names, "那怎么办": nothing new to look up
+        # No topic word, product or reference back (mood, names, "那怎么办", "存一万二能抵多少税"): only a
+        # confident question of its own about something not shown may move the cards.
+        vague = not terms and not named and back_to is None
+        if vague and not final:
             return TurnOutcome(False, list(state.cards), content, 0.0, took_ms=_ms(started))
 
         context = Blend(tuple(p for p in (content, back_to["name"] if back_to else "", state.last_topic) if p))
         # A partial is read on its own: it is cheap and only moves cards when it is very sure anyway.
-        queries: list[str | Blend] = [content] if len(context.parts) == 1 or not final else [content, context]
+        queries: list[str | Blend] = [content] if vague or len(context.parts) == 1 or not final else [content, context]
         responses = self.searcher.search_many(queries, top_k=cfg.candidates, related=0, passages=False)
         own = responses[0]
+        if vague and not (own.confidence >= cfg.vague_confident and own.hits and own.hits[0].entry_id not in state.card_ids):
+            return TurnOutcome(False, list(state.cards), content, own.confidence, took_ms=_ms(started))
         views = [(r, _scores(r, cfg.candidates)) for r in responses]
         if own.confidence >= cfg.confident and back_to is None:
             views = views[:1]  # a question that stands on its own is not read through the old topic

@@ -181,3 +181,17 @@ def test_a_turn_that_opens_a_new_matter_re_picks_the_cards(tracker):
     say(tracker, moved, "大额存单能提前取吗")
     outcome = say(tracker, moved, "对了，大额存单利率多少")
     assert outcome.changed and moved.card_ids != before
+
+
+@pytest.mark.parametrize("threshold, moves", [(0.0, True), (1.01, False)])
+def test_a_turn_without_topic_words_moves_the_cards_only_when_its_search_is_sure(demo_runtime, threshold, moves):
+    """"能抵多少税" names no topic word; it still asks something new, so its own search decides — above
+    `vague_confident` (0.9 by default) the cards move, below they stay."""
+    tracker = TopicTracker(searcher=demo_runtime.searcher, config=TopicConfig(vague_confident=threshold))
+    tracker.set_knowledge(demo_runtime.profiles)
+    state = TopicState()
+    say(tracker, state, "信用卡年费怎么收，能免吗")
+    before = state.card_ids
+    assert tracker.domain_terms("能抵多少税") == []
+    outcome = say(tracker, state, "能抵多少税")
+    assert outcome.changed is moves and (state.card_ids != before) is moves
