@@ -5,7 +5,7 @@ One tracker per process, shared by all conversations; each conversation's memory
 
 1. small talk, thanks, acknowledgements and identity answers are cut out clause by clause, and a
    turn that only asks the agent to wait says nothing — a turn with nothing left changes nothing;
-2. the rest is searched on its own; a vague follow-up ("那利率呢？", "那个理财怎么赎回") is searched
+2. the rest is searched on its own; a follow-up that leans on earlier turns ("那利率呢？", "那个理财怎么赎回") is searched
    again with the last customer topic and the product mentioned earlier;
 3. entries are scored by that search plus a recency-weighted window of earlier turns (customer
    turns weigh most, each older turn less);
@@ -245,7 +245,7 @@ class TopicTracker:
         queries: list[str | Blend] = [content] if vague or len(context.parts) == 1 or not final else [content, context]
         responses = self.searcher.search_many(queries, top_k=cfg.candidates, related=0, passages=False)
         own = responses[0]
-        if vague and not (own.confidence >= cfg.vague_confident and own.hits and own.hits[0].entry_id not in state.card_ids):
+        if vague and not (own.confidence >= cfg.vague_confident and _own_lead(own, state.card_ids)):
             return TurnOutcome(False, list(state.cards), content, own.confidence, took_ms=_ms(started))
         views = [(r, _scores(r, cfg.candidates)) for r in responses]
         if own.confidence >= cfg.confident and back_to is None:
@@ -305,7 +305,7 @@ class TopicTracker:
         shown = state.card_ids
         if not shown:
             return True
-        lead = own.hits[0].entry_id if own.hits and own.hits[0].entry_id not in shown else None  # the turn's own best, not shown
+        lead = _own_lead(own, shown)
         if lead is not None and own.confidence >= self.config.confident:
             return True  # a question that clearly stands on its own
         covered = " ".join(self._profile_of(e) for e in shown)
@@ -413,6 +413,11 @@ def _general_idf() -> dict[str, float]:
     import jieba.analyse
 
     return jieba.analyse.default_tfidf.idf_loader.get_idf()[0]
+
+
+def _own_lead(own: SearchResponse, shown: list[str]) -> str | None:
+    """The turn's own best entry, if it is not among the cards shown."""
+    return own.hits[0].entry_id if own.hits and own.hits[0].entry_id not in shown else None
 
 
 def _scores(response: SearchResponse, limit: int) -> dict[str, float]:

@@ -291,27 +291,26 @@ class EdgeIndex:
             return qe.SearchParams(hnsw_ef=self._hnsw_ef)
         return qe.SearchParams(exact=True)
 
-    def _run(self, request: qe.QueryRequest) -> list[Hit]:
+    def _points(self, request: qe.QueryRequest) -> list[Any]:
         shard = self._reader()
-        if shard is None:
-            return []
-        return [Hit(str(p.id), float(p.score), p.payload or {}) for p in self._call(shard.query, request)]
+        return [] if shard is None else self._call(shard.query, request)
+
+    def _run(self, request: qe.QueryRequest) -> list[Hit]:
+        return [Hit(str(p.id), float(p.score), p.payload or {}) for p in self._points(request)]
 
     def _query(self, limit: int, query: Any, flt: IndexFilter | None, fields: Sequence[str] | None,
                params: qe.SearchParams | None = None) -> list[Hit]:
         """One nearest-neighbour query; named immutable `fields` come from the payload cache."""
-        cached = bool(fields) and not _MUTABLE_FIELDS & set(fields or ())
+        cached = bool(fields) and not _MUTABLE_FIELDS.intersection(fields or ())
         request = qe.QueryRequest(limit=check_limit(limit), query=query, filter=_filter(flt), params=params,
                                   with_payload=False if cached else (list(fields) if fields else True))
         if not cached:
             return self._run(request)
-        shard = self._reader()
-        if shard is None:
-            return []
-        hits = [(str(p.id), float(p.score)) for p in self._call(shard.query, request)]
+        hits = [(str(p.id), float(p.score)) for p in self._points(request)]
         payloads = {i: self._payloads.get(i) for i, _ in hits}
         missing = [i for i, payload in payloads.items() if payload is None]
-        if missing:
+        shard = self._reader() if missing else None
+        if shard is not None:
             for record in self._call(shard.retrieve, missing, True, False):
                 payload = {k: v for k, v in (record.payload or {}).items() if k not in _MUTABLE_FIELDS}
                 self._payloads.put(str(record.id), payload)
