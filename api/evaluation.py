@@ -53,6 +53,7 @@ def eval_store(*, rows: list[dict[str, Any]], settings: Settings, embedder: Embe
             mapping = load_corpus(runtime, rows)
             runtime.sync_index(progress=_stepper(progress, "index", len(mapping.line_of)))
             runtime.index.optimize()
+            runtime.names.optimize()
             runtime.searcher.search("预热 warm-up", top_k=1)  # load the model before timing
             yield runtime, mapping
         finally:

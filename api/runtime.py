@@ -46,6 +46,7 @@ class Runtime:
     engine: Engine
     _embedder: Embedder | None = None
     _index: VectorIndex | None = None
+    _names: VectorIndex | None = None
     _analyzer: Analyzer | None = None
     _searcher: Searcher | None = None
     _worker: OutboxWorker | None = None
@@ -82,6 +83,14 @@ class Runtime:
             return self._index
 
     @property
+    def names(self) -> VectorIndex:
+        """Entry names (title, synonyms, summary) as question-like vectors, beside the chunk index."""
+        with self._lock:
+            if self._names is None:
+                self._names = self.index.sibling("names")
+            return self._names
+
+    @property
     def analyzer(self) -> Analyzer:
         with self._lock:
             if self._analyzer is None:
@@ -90,13 +99,14 @@ class Runtime:
 
     @property
     def indexer(self) -> Indexer:
-        return Indexer(index=self.index, embedder=self.embedder, analyzer=self.analyzer)
+        return Indexer(index=self.index, names=self.names, embedder=self.embedder, analyzer=self.analyzer)
 
     @property
     def searcher(self) -> Searcher:
         with self._lock:
             if self._searcher is None:
-                self._searcher = Searcher(index=self.index, embedder=self.embedder, analyzer=self.analyzer)
+                self._searcher = Searcher(index=self.index, names=self.names, embedder=self.embedder,
+                                          analyzer=self.analyzer)
                 self.refresh_knowledge()
             return self._searcher
 
@@ -203,6 +213,8 @@ class Runtime:
     def close(self) -> None:
         if self._worker is not None:
             self._worker.stop()
+        if self._names is not None:
+            self._names.close()
         if self._index is not None:
             self._index.close()
         self.engine.dispose()

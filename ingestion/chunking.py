@@ -1,6 +1,7 @@
 """Chinese-aware chunking of one version. The lead chunk is the entry's profile (title, synonyms,
 summary, facts) followed by the start of the body; the rest of the body follows in chunks cut at
-sentence ends (。！？；), each carrying the title. Chunk text is in simplified Chinese."""
+sentence ends (。！？；), each carrying the title. Chunk text is in simplified Chinese.
+An entry's names (title, synonyms, summary) are also listed one by one for question-to-name matching."""
 from __future__ import annotations
 
 import re
@@ -8,9 +9,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from retrieval.text import to_simplified
+from retrieval.text import normalize, to_simplified
 
 DEFAULT_CHUNK_CHARS = 300
+MAX_NAMES = 32  # names kept per version (title first, then synonyms, then the summary)
+NAME_CHARS = 200  # a longer name (a long summary) is cut here
 _SENTENCE_END = re.compile(r"(?<=[。！？；!?;\n])")
 
 
@@ -90,3 +93,20 @@ def chunk_version(content: Mapping[str, Any], *, max_chars: int = DEFAULT_CHUNK_
     texts = [f"{head}\n{lead}" if lead else head]
     texts.extend(f"{title}\n{piece}" for piece in _pack(rest, max_chars))
     return [Chunk(number, to_simplified(text)) for number, text in enumerate(texts)]
+
+
+def entry_names(content: Mapping[str, Any]) -> list[str]:
+    """What a version is called and said to be — title, each synonym, the summary — one text each,
+    normalised as queries are (simplified script, half-width, single spaces), duplicates dropped.
+
+    Each is embedded as a *query* and matched against the customer's question as question to
+    question: a short synonym such as 「卡丢了」 or an FAQ title such as 「贷款申请后多久有结果？」 is
+    closest to a question phrased like it, which its place inside a long passage chunk hides.
+    """
+    names = [content.get("title") or "", *(content.get("synonyms") or []), content.get("summary") or ""]
+    out: list[str] = []
+    for name in names:
+        text = normalize(str(name), lower=False)[:NAME_CHARS].strip()
+        if text and text not in out:
+            out.append(text)
+    return out[:MAX_NAMES]

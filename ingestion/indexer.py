@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from sqlmodel import Session
 
-from ingestion.chunking import DEFAULT_CHUNK_CHARS, chunk_version
+from ingestion.chunking import DEFAULT_CHUNK_CHARS, chunk_version, entry_names
 from kb import service
 from kb.models import EntryVersion
 from kb.timeutil import epoch
@@ -23,6 +23,11 @@ Progress = Callable[[int], None]
 def point_id(version_id: str, chunk: int) -> str:
     """Deterministic point id: re-indexing the same chunk overwrites, never duplicates."""
     return str(uuid.uuid5(POINT_NAMESPACE, f"{version_id}:{chunk}"))
+
+
+def name_point_id(version_id: str, name: int) -> str:
+    """Deterministic id of a version's name point (never equal to one of its chunk ids)."""
+    return str(uuid.uuid5(POINT_NAMESPACE, f"{version_id}:name:{name}"))
 
 
 def _content(version: EntryVersion) -> dict:
@@ -49,50 +54,70 @@ class DriftReport:
 
 
 class Indexer:
-    """Turns entry versions into index points; one instance per process, shared by writers."""
+    """Turns entry versions into index points; one instance per process, shared by writers.
 
-    def __init__(self, *, index: VectorIndex, embedder: Embedder, analyzer: Analyzer,
+    Each version gets its chunk points in `index` and, when a `names` index is given, one point per
+    name (title, synonym, summary; embedded as queries) there — same ids scheme, same payload keys and
+    validity windows, so filters and drift checks treat both alike."""
+
+    def __init__(self, *, index: VectorIndex, embedder: Embedder, analyzer: Analyzer, names: VectorIndex | None = None,
                  chunk_chars: int = DEFAULT_CHUNK_CHARS, batch_size: int = 64) -> None:
-        self.index, self.embedder, self.analyzer = index, embedder, analyzer
+        self.index, self.names, self.embedder, self.analyzer = index, names, embedder, analyzer
         self.chunk_chars, self.batch_size = chunk_chars, batch_size
 
+    @property
+    def indexes(self) -> list[VectorIndex]:
+        return [self.index] if self.names is None else [self.index, self.names]
+
     def ensure_ready(self) -> None:
-        self.index.ensure_collection(dim=self.embedder.dim)
+        for index in self.indexes:
+            index.ensure_collection(dim=self.embedder.dim)
 
     def points(self, windows: Iterable[service.Window]) -> list[ChunkPoint]:
-        """Embed and build the points of the given version windows."""
-        planned = []
-        for window in windows:
-            version = window.version
-            for chunk in chunk_version(_content(version), max_chars=self.chunk_chars):
-                planned.append((window, chunk))
+        """Embed and build the chunk points of the given version windows."""
+        planned = [(w, point_id(w.version.id, chunk.number), chunk.number, chunk.text) for w in windows
+                   for chunk in chunk_version(_content(w.version), max_chars=self.chunk_chars)]
         if not planned:
             return []
-        dense = self.embedder.encode_passages([chunk.text for _, chunk in planned])
+        return self._build(planned, self.embedder.encode_passages([text for *_, text in planned]))
+
+    def name_points(self, windows: Iterable[service.Window]) -> list[ChunkPoint]:
+        """Embed (as queries) and build the name points of the given version windows."""
+        planned = [(w, name_point_id(w.version.id, number), number, name) for w in windows
+                   for number, name in enumerate(entry_names(_content(w.version)))]
+        if not planned:
+            return []
+        return self._build(planned, self.embedder.encode_queries([text for *_, text in planned]))
+
+    def _build(self, planned: list[tuple[service.Window, str, int, str]], dense) -> list[ChunkPoint]:  # type: ignore[no-untyped-def]
         points = []
-        for (window, chunk), vector in zip(planned, dense, strict=True):
+        for (window, pid, number, text), vector in zip(planned, dense, strict=True):
             version = window.version
             points.append(ChunkPoint(
-                id=point_id(version.id, chunk.number),
+                id=pid,
                 dense=vector.tolist(),
-                sparse=self.analyzer.document_vector(chunk.text),
+                sparse=self.analyzer.document_vector(text),
                 payload={
                     "entry_id": version.entry_id, "version_id": version.id, "version": version.number,
-                    "chunk": chunk.number, "category": version.category, "product_type": version.product_type,
+                    "chunk": number, "category": version.category, "product_type": version.product_type,
                     "tags": list(version.tags), "valid_from": epoch(window.start, 0),
-                    "valid_to": epoch(window.end, OPEN_END), "title": version.title, "text": chunk.text,
+                    "valid_to": epoch(window.end, OPEN_END), "title": version.title, "text": text,
                 },
             ))
         return points
 
-    def index_windows(self, windows: list[service.Window], *, progress: Progress | None = None) -> int:
-        """Upsert the points of these versions in batches; returns points written."""
+    def index_windows(self, windows: list[service.Window], *, progress: Progress | None = None,
+                      chunks: bool = True, names: bool = True) -> int:
+        """Upsert the points of these versions in batches (chunks, names or both); returns points written."""
         written = 0
         for start in range(0, len(windows), self.batch_size):
             batch = windows[start : start + self.batch_size]
-            points = self.points(batch)
-            self.index.upsert(points)
-            written += len(points)
+            if chunks:
+                points = self.points(batch)
+                self.index.upsert(points)
+                written += len(points)
+            if names and self.names is not None:
+                self.names.upsert(self.name_points(batch))
             if progress:
                 progress(len(batch))
         return written
@@ -102,31 +127,46 @@ class Indexer:
         """Make the index agree with these windows: embed versions it lacks (all, with `rebuild`) and
         refresh the validity of the others. `full` means the windows are the whole database, so index
         points of versions not among them are removed. Touches no database: callers read the windows
-        in a short transaction and embed outside it."""
+        in a short transaction and embed outside it. A names index that lacks versions the chunk index
+        has (a store from before names were indexed) gets just their names."""
         self.ensure_ready()
-        present = self.index.version_ids()
+        present = [index.version_ids() for index in self.indexes]
         removed = 0
         if full:
             wanted = {w.version.id for w in windows}
-            for version_id in set(present) - wanted:
-                self.index.delete_version(version_id=version_id)
-                removed += 1
-        todo = [w for w in windows if rebuild or w.version.id not in present]
+            stale = set().union(*present) - wanted
+            for version_id in stale:
+                for index in self.indexes:
+                    index.delete_version(version_id=version_id)
+            removed = len(set(present[0]) - wanted)
+        todo = [w for w in windows if rebuild or w.version.id not in present[0]]
         written = self.index_windows(todo, progress=progress)
         fresh = {w.version.id for w in todo}
+        unnamed = [] if self.names is None else [
+            w for w in windows if w.version.id not in fresh and w.version.id not in present[1]]
+        self.index_windows(unnamed, chunks=False)
+        fresh |= {w.version.id for w in unnamed}
         updated = 0
         for window in windows:
+            valid_to = epoch(window.end, OPEN_END)
             if window.version.id not in fresh:
-                updated += bool(self.index.set_valid_to(version_id=window.version.id, valid_to=epoch(window.end, OPEN_END)))
+                updated += bool(self.index.set_valid_to(version_id=window.version.id, valid_to=valid_to))
+            if self.names is not None and window.version.id not in fresh:
+                self.names.set_valid_to(version_id=window.version.id, valid_to=valid_to)
         return SyncReport(len(todo), written, updated, removed)
 
     def check(self, *, session: Session) -> DriftReport:
-        """Compare the versions (and their chunk counts) in the database and in the index."""
+        """Compare the versions (and their chunk and name counts) in the database and in the index."""
         windows = service.all_windows(session=session)
-        present = self.index.version_ids()
-        expected = {w.version.id: len(chunk_version(_content(w.version), max_chars=self.chunk_chars)) for w in windows}
-        missing = sorted(v for v in expected if v not in present)
-        extra = sorted(v for v in present if v not in expected)
-        partial = sorted(v for v, n in expected.items() if v in present and present[v] != n)
-        return DriftReport(missing, extra, partial)
-
+        expected = [{w.version.id: len(chunk_version(_content(w.version), max_chars=self.chunk_chars)) for w in windows}]
+        if self.names is not None:
+            expected.append({w.version.id: len(entry_names(_content(w.version))) for w in windows})
+        missing: set[str] = set()
+        extra: set[str] = set()
+        partial: set[str] = set()
+        for index, counts in zip(self.indexes, expected, strict=True):
+            present = index.version_ids()
+            missing |= {v for v in counts if v not in present}
+            extra |= {v for v in present if v not in counts}
+            partial |= {v for v, n in counts.items() if v in present and present[v] != n}
+        return DriftReport(sorted(missing), sorted(extra), sorted(partial - missing))

@@ -7,30 +7,39 @@ from typing import TypeVar
 K = TypeVar("K", bound=Hashable)
 
 
-def convex(dense: Mapping[K, float], sparse: Mapping[K, float], *, dense_weight: float = 0.5) -> dict[K, float]:
-    """score(id) = w · dense' + (1 − w) · sparse', both scaled to [0, 1] over the candidates.
+def convex(dense: Mapping[K, float], sparse: Mapping[K, float], *, dense_weight: float = 0.5,
+           names: Mapping[K, float] | None = None, name_weight: float = 0.0) -> dict[K, float]:
+    """score(id) = (1 − n) · (w · dense' + (1 − w) · sparse') + n · names', each scaled to [0, 1] over
+    the candidates (n = `name_weight`, 0 when `names` is not given).
 
     dense' is min-max scaled over the retrieved candidates; an id the dense list did not return gets
     that list's minimum (all a prefetch-limited search knows about it). sparse' is the BM25 score
     over the best one: BM25 0 means no shared term, so it is the natural bottom, and an id the
     sparse list did not return gets 0. Unlike RRF, this keeps how far apart the scores are: a clear
     lexical match is not reduced to "rank 1" and a near-tie in cosine does not become a whole rank.
+    names' (the best cosine of the question to one of the entry's names) is scaled like dense'.
     """
-    if not 0.0 <= dense_weight <= 1.0:
-        raise ValueError("dense_weight must be in [0, 1]")
-    ids = list(dict.fromkeys([*dense, *sparse]))
+    if not 0.0 <= dense_weight <= 1.0 or not 0.0 <= name_weight <= 1.0:
+        raise ValueError("dense_weight and name_weight must be in [0, 1]")
+    names = names or {}
+    ids = list(dict.fromkeys([*dense, *sparse, *names]))
     if not ids:
         return {}
-    low = min(dense.values(), default=0.0)
-    high = max(dense.values(), default=0.0)
-    span = high - low
     top = max(sparse.values(), default=0.0)
+    scaled_dense, scaled_names = _min_max(dense, ids), _min_max(names, ids)
     scores: dict[K, float] = {}
     for key in ids:
-        d = (dense.get(key, low) - low) / span if span > 0 else (1.0 if key in dense else 0.0)
         s = sparse.get(key, 0.0) / top if top > 0 else 0.0
-        scores[key] = dense_weight * d + (1.0 - dense_weight) * s
+        words_and_meaning = dense_weight * scaled_dense[key] + (1.0 - dense_weight) * s
+        scores[key] = (1.0 - name_weight) * words_and_meaning + name_weight * scaled_names[key] if names else words_and_meaning
     return scores
+
+
+def _min_max(scores: Mapping[K, float], ids: Sequence[K]) -> dict[K, float]:
+    """Scores scaled to [0, 1] over the candidates; an id the list did not return gets its minimum."""
+    low = min(scores.values(), default=0.0)
+    span = max(scores.values(), default=0.0) - low
+    return {key: (scores.get(key, low) - low) / span if span > 0 else (1.0 if key in scores else 0.0) for key in ids}
 
 
 def rrf(lists: Sequence[Sequence[Hashable]], *, k: int = 60, weights: Sequence[float] | None = None) -> dict[Hashable, float]:

@@ -5,6 +5,7 @@ One tracker per process, shared by all conversations; each conversation's memory
 
 1. small talk, thanks, acknowledgements and identity answers are cut out clause by clause, and a
    turn that only asks the agent to wait says nothing — a turn with nothing left changes nothing;
+   nor does a customer settling on something without asking ("好的 那我先分期吧");
 2. the rest is searched on its own; a follow-up that leans on earlier turns ("那利率呢？", "那个理财怎么赎回") is searched
    again with the last customer topic and the product mentioned earlier;
 3. entries are scored by that search plus a recency-weighted window of earlier turns (customer
@@ -59,11 +60,14 @@ _ANAPHORA = re.compile(
     r"[^，。？！,.?!\s]{0,4}?(理财|产品|基金|保险|存单|卡|贷款?|金条|钱包|账户|存款)"
     r"|(买|办|存|借|投)的(那|这)[个款只笔张份]|^它|[，,\s]它")
 # A customer who asks to wait ("稍等，我看下我的测评结果") is busy, not asking: unless the turn also asks
-# or requests something, it changes nothing.
+# or requests something, it changes nothing. A question may be A-not-A (开不开, 能不能) or a tag (是吧).
 _WAITING = re.compile(r"稍等|等一?下|等等|我(找|看|查|翻|登|打开)[^，。？！,.?!\s]{0,8}?(一?下|看看)")
 _ASKS = re.compile(
-    r"[?？吗么嘛呢]|怎|什么|啥|多少|几|哪|谁|能不能|可不可以|行不行|是不是|有没有|要不要|会不会|为啥|为什么|如何|咋|多久"
+    r"[?？吗么嘛呢]|怎|什么|啥|多少|几|哪|谁|([\u4e00-\u9fff])不\1|可不可以|是吧|对吧|为啥|为什么|如何|咋|多久"
     r"|区别|能否|是否|行不|可以不|我要|帮我|给我|请帮")
+# A customer who settles on something ("好的 那我先分期吧", "行 那我先买二十万", "那就用积分抵吧") and asks
+# nothing goes on with the matter the cards are for: the cards stay.
+_SETTLES = re.compile(r"(^|[，。！,.!\s])([好行嗯哦]|好的|好吧|可以|明白了?|知道了?)?[，,\s]*那(么)?(我|就)")
 # Words that open a new matter ("对了", "另外", "还有就是", "顺便问一下"): the turn asks something the
 # cards shown so far were not for, even when it also refers back ("对了，刚才那张信用卡也要挂失吗").
 _TOPIC_TURN = re.compile(
@@ -171,6 +175,12 @@ def content_of(text: str) -> str:
     return " ".join(kept)
 
 
+def settles(text: str) -> bool:
+    """Does the customer settle on something ("那我先分期吧", "那就用积分抵吧") without asking anything?"""
+    text = normalize(text)
+    return bool(_SETTLES.search(text)) and not _ASKS.search(text) and not _TOPIC_TURN.search(text)
+
+
 def opens_new_matter(text: str) -> bool:
     """Does the utterance open a new matter ("对了", "另外", "还有就是", "顺便问一下")?"""
     return bool(_TOPIC_TURN.search(normalize(text)))
@@ -232,6 +242,8 @@ class TopicTracker:
                                                   response.confidence))
             return TurnOutcome(False, list(state.cards), content, 0.0, took_ms=_ms(started))
 
+        if settles(text):
+            return TurnOutcome(False, list(state.cards), content, 0.0, took_ms=_ms(started))
         terms = self.domain_terms(content)
         back_to = state.products[0] if state.products and not named and _ANAPHORA.search(content) else None
         # No topic word, product or reference back (mood, names, "那怎么办", "存一万二能抵多少税"): only a

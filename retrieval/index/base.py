@@ -205,6 +205,11 @@ class VectorIndex(Protocol):
         """``version_id -> number of chunk points`` (drift checks against the DB)."""
         ...
 
+    def sibling(self, name: str) -> VectorIndex:
+        """Another index of the same kind beside this one (the embedded shard's neighbour folder, or
+        another collection on the same server), for points of another kind: entry names."""
+        ...
+
     def count(self) -> int: ...
 
     def optimize(self) -> None:

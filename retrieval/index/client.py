@@ -90,6 +90,12 @@ class QdrantClientIndex:
             self._params = None
         self._is_local = type(getattr(client, "_client", None)).__name__ == "QdrantLocal"
 
+    def sibling(self, name: str) -> QdrantClientIndex:
+        """Collection ``<collection>_<name>`` on the same client (which this index keeps owning)."""
+        other = QdrantClientIndex(self.client, f"{self.collection}_{name}", owns_client=False)
+        other._params = self._params
+        return other
+
     def _read_lock(self) -> AbstractContextManager[Any]:
         # qdrant-client's local mode (numpy arrays resized in place) is not safe for
         # reads concurrent with writes; a server is.

@@ -126,6 +126,12 @@ class EdgeIndex:
         if self._exists():
             self._open()
 
+    def sibling(self, name: str) -> EdgeIndex:
+        """The shard in ``<path>-<name>`` beside this one, opened with the same settings."""
+        return EdgeIndex(self.path.with_name(f"{self.path.name}-{name}"), hnsw=self.hnsw, hnsw_m=self._hnsw_m,
+                         hnsw_ef_construct=self._hnsw_ef_construct, hnsw_ef=self._hnsw_ef, float16=self._float16,
+                         max_search_threads=self._max_search_threads)
+
     # -- lifecycle -----------------------------------------------------------
     def _exists(self) -> bool:
         return (self.path / _CONFIG_FILE).is_file()

@@ -36,3 +36,13 @@ def test_a_first_sentence_too_long_to_fit_is_cut_not_skipped():
 
 def test_title_only_entry_is_one_chunk():
     assert [c.text for c in chunk_version({"title": "花呗怎么还款", "body": "花呗怎么还款"})] == ["花呗怎么还款"]
+
+
+def test_entry_names_are_title_synonyms_and_summary_normalised_like_queries():
+    from ingestion.chunking import MAX_NAMES, entry_names
+
+    names = entry_names({"title": "數字人民幣錢包開通", "synonyms": ["e-CNY", "数币钱包", "数币钱包", " "],
+                         "summary": "在手机银行开通数字人民币钱包。", "body": "正文不是名字"})
+    assert names == ["数字人民币钱包开通", "e-CNY", "数币钱包", "在手机银行开通数字人民币钱包。"]
+    assert entry_names({"title": "Ｔ＋１到账", "synonyms": [f"别名{i}" for i in range(50)]})[0] == "T+1到账"
+    assert len(entry_names({"title": "t", "synonyms": [f"别名{i}" for i in range(50)]})) == MAX_NAMES

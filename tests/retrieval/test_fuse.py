@@ -30,3 +30,16 @@ def test_convex_edge_cases():
     assert convex({}, {"a": 0.0}) == {"a": 0.0}
     with pytest.raises(ValueError):
         convex({"a": 1.0}, {}, dense_weight=1.5)
+
+
+def test_convex_with_names_gives_them_their_share_scaled_like_dense():
+    dense, sparse = {"a": 0.9, "b": 0.7}, {"b": 4.0}
+    names = {"a": 0.80, "b": 0.95, "n": 0.85}
+    scores = convex(dense, sparse, dense_weight=0.5, names=names, name_weight=0.4)
+    assert scores["a"] == pytest.approx(0.6 * 0.5 + 0.4 * 0.0)        # best cosine, worst name
+    assert scores["b"] == pytest.approx(0.6 * 0.5 + 0.4 * 1.0)        # best BM25 and best name
+    assert scores["n"] == pytest.approx(0.6 * 0.0 + 0.4 * (0.05 / 0.15))  # found by its name alone
+    # no names (a store whose names are not indexed yet): exactly the two-signal fusion
+    assert convex(dense, sparse, names={}, name_weight=0.4) == convex(dense, sparse)
+    with pytest.raises(ValueError):
+        convex(dense, sparse, names=names, name_weight=-0.1)

@@ -548,3 +548,15 @@ def test_client_local_path_locked(tmp_path: Path) -> None:
     second = open_client_index(path=str(tmp_path / "local"))
     assert second.count() == 4
     second.close()
+
+
+def test_a_sibling_is_a_separate_index_of_the_same_kind(index: VectorIndex) -> None:
+    index.upsert(CORPUS)
+    other = index.sibling("names")
+    assert type(other) is type(index)
+    other.ensure_collection(dim=DIM)
+    other.upsert(version_points("v-names", 2))
+    assert other.version_ids() == {"v-names": 2} and "v-names" not in index.version_ids()
+    assert index.count() == len(CORPUS)
+    other.close()  # closing the sibling leaves this index (and a shared client) open
+    assert names(index.search_dense((0.05, 0.9, 0.1, 0.0), limit=1)) == ["b"]

@@ -210,3 +210,62 @@ def test_words_with_a_sign_in_them_are_search_terms(text, terms):
 
     analyzer = Analyzer(extra_words=["e-CNY", "T+1"])
     assert terms <= set(analyzer.tokens(normalize(text)))
+
+
+def test_each_version_has_its_names_indexed_beside_its_chunks(loaded):
+    from sqlmodel import Session
+
+    from ingestion.chunking import entry_names
+
+    with Session(loaded.engine) as session:
+        version = service.get_version(session=session, entry_id="ECNY", number=1)
+        expected = entry_names({"title": version.title, "synonyms": version.synonyms, "summary": version.summary})
+    assert loaded.names.version_ids()[version.id] == len(expected) == 4  # title, 2 synonyms, summary
+    hits = loaded.names.search_dense(loaded.embedder.encode_queries(["数币钱包"])[0], limit=1)
+    assert hits[0].payload["entry_id"] == "ECNY" and hits[0].payload["text"] == "数币钱包"
+    assert hits[0].score == pytest.approx(1.0, abs=1e-5)  # a name is embedded as a query: same text, same vector
+
+
+def test_a_question_phrased_like_a_name_finds_its_entry_by_the_name(loaded):
+    """With the names alone deciding, the entry whose synonym the question repeats comes first; with
+    no names indexed (a store from before names existed) the ranking is the chunk ranking."""
+    from retrieval.search import Searcher
+
+    base = loaded.searcher
+    only_names = Searcher(index=base.index, names=base.names, embedder=base.embedder, analyzer=base.analyzer,
+                          name_weight=1.0)
+    assert ids(only_names.search("贷款市场报价利率", top_k=1)) == ["LPR"]
+    chunks_only = Searcher(index=base.index, embedder=base.embedder, analyzer=base.analyzer)
+    empty = base.names.sibling("empty")
+    empty.ensure_collection(dim=base.embedder.dim)
+    unnamed = Searcher(index=base.index, names=empty, embedder=base.embedder, analyzer=base.analyzer)
+    for query in ("房贷利率", "数字人民币怎么开", "大额存单提前支取"):
+        assert ids(unnamed.search(query, top_k=5)) == ids(chunks_only.search(query, top_k=5))
+
+
+def test_names_follow_new_versions_retirement_and_a_lost_names_index(loaded):
+    from sqlmodel import Session
+
+    later = T0 + timedelta(days=1)
+    with session_scope(loaded.engine) as session:
+        service.add_version(session=session, entry_id="CD", base_version=1, actor="expert", now=later,
+                            data=version_data(ENTRIES[5], synonyms=["大额存款凭证"], valid_from=later))
+    loaded.sync_index()
+    with Session(loaded.engine) as session:
+        old, new = (service.get_version(session=session, entry_id="CD", number=n) for n in (1, 2))
+    hits = loaded.names.search_dense(loaded.embedder.encode_queries(["大额存款凭证"])[0], limit=1)
+    assert hits[0].payload["version_id"] == new.id
+    from kb.timeutil import epoch
+    from retrieval.index.base import OPEN_END, IndexFilter
+    now = IndexFilter(valid_at=epoch(T0 + timedelta(days=2), OPEN_END))
+    assert all(h.payload["version_id"] != old.id for h in loaded.names.search_dense(
+        loaded.embedder.encode_queries(["大额存单"])[0], limit=20, flt=now))
+    # a names index lost or never built: check reports it, sync rebuilds the names and not the chunks
+    chunks = loaded.index.count()
+    loaded.names.delete_version(version_id=new.id)
+    with Session(loaded.engine) as session:
+        assert new.id in loaded.indexer.check(session=session).missing
+    report = loaded.sync_index()
+    assert report.versions_indexed == 0 and loaded.index.count() == chunks
+    with Session(loaded.engine) as session:
+        assert loaded.indexer.check(session=session).ok

@@ -6,7 +6,7 @@ import pytest
 
 from ingestion.demo import load_demo
 from kb.db import session_scope
-from retrieval.topics import AGENT, CUSTOMER, TopicConfig, TopicState, TopicTracker, content_of, opens_new_matter
+from retrieval.topics import AGENT, CUSTOMER, TopicConfig, TopicState, TopicTracker, content_of, opens_new_matter, settles
 
 
 @pytest.mark.parametrize("text", [
@@ -195,3 +195,24 @@ def test_a_turn_without_topic_words_moves_the_cards_only_when_its_search_is_sure
     assert tracker.domain_terms("能抵多少税") == []
     outcome = say(tracker, state, "能抵多少税")
     assert outcome.changed is moves and (state.card_ids != before) is moves
+
+
+@pytest.mark.parametrize("text, settled", [
+    ("好的明白了 那我先分期吧 谢谢", True), ("行 那我先买二十万", True), ("那就用積分抵吧", True),
+    ("好吧 那我先不买了", True), ("明白了，那我再想想", True),
+    ("那我重新测一下行不行", False), ("那就好 周六开不开门啊", False), ("那我得自己去网点是吧", False),
+    ("那我要挂失", False), ("对了 那我上个月买的那个现在能卖了吗", False), ("我想先分期", False),
+    ("哦 对了 那我还有一笔定期", False),
+])
+def test_a_customer_who_settles_on_something_asks_nothing(text, settled):
+    """"那我先…吧 / 那就…" without a question — A-not-A (开不开, 行不行) and tags (是吧) are questions —
+    and without opening a new matter."""
+    assert settles(text) is settled
+
+
+def test_settling_on_something_keeps_the_cards(tracker):
+    state = TopicState()
+    say(tracker, state, "信用卡账单能分期吗，手续费多少")
+    before = state.card_ids
+    outcome = say(tracker, state, "好的明白了 那我先分期吧 谢谢")
+    assert not outcome.changed and state.card_ids == before
