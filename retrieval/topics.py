@@ -7,7 +7,8 @@ One tracker per process, shared by all conversations; each conversation's memory
    turn that only asks the agent to wait says nothing — a turn with nothing left changes nothing;
    nor does a customer settling on something without asking ("好的 那我先分期吧");
 2. the rest is searched on its own; a follow-up that leans on earlier turns ("那利率呢？", "那个理财怎么赎回") is searched
-   again with the last customer topic and the product mentioned earlier;
+   again with the last customer topic and the product it refers to (the latest one mentioned whose
+   name carries the reference's noun — 卡, 理财 — or else the latest one);
 3. entries are scored by that search plus a recency-weighted window of earlier turns (customer
    turns weigh most, each older turn less);
 4. hysteresis: the cards change only for something they do not already answer — a turn that
@@ -57,7 +58,7 @@ _HAN_OR_WORD = re.compile(r"[\u3400-\u9fffA-Za-z]")
 # A reference back to something said earlier: "那个理财", "刚才说的", "它".
 _ANAPHORA = re.compile(
     r"((那|这)[个款只笔张份]|(刚才|刚刚|之前|前面|上次|上回)(说|提|讲|买|办)?[的过了]*(那|这)?[个款只笔张份]?)"
-    r"[^，。？！,.?!\s]{0,4}?(理财|产品|基金|保险|存单|卡|贷款?|金条|钱包|账户|存款)"
+    r"[^，。？！,.?!\s]{0,4}?(?P<noun>理财|产品|基金|保险|存单|卡|贷款?|金条|钱包|账户|存款)"
     r"|(买|办|存|借|投)的(那|这)[个款只笔张份]|^它|[，,\s]它")
 # A customer who asks to wait ("稍等，我看下我的测评结果") is busy, not asking: unless the turn also asks
 # or requests something, it changes nothing. A question may be A-not-A (开不开, 能不能) or a tag (是吧).
@@ -193,6 +194,7 @@ class TopicTracker:
         self.searcher = searcher
         self.config = config or TopicConfig()
         self._products: list[tuple[str, str]] = []
+        self._product_names: dict[str, str] = {}  # entry id -> its names, for references back ("那张卡")
         self._vocabulary: frozenset[str] = frozenset()
         self._texts: dict[str, str] = {}
         self._headings: dict[str, str] = {}
@@ -214,6 +216,9 @@ class TopicTracker:
             headings[entry_id] = heading
         common = max(3, int(self.config.common_share * len(profiles)))
         self._products = sorted(names.items(), key=lambda kv: -len(kv[0]))
+        self._product_names = {}
+        for name, entry_id in names.items():
+            self._product_names[entry_id] = f"{self._product_names.get(entry_id, '')} {name}"
         self._vocabulary = frozenset(t for t, n in frequency.items() if n <= common)
         self._texts = texts
         self._headings = headings
@@ -245,7 +250,7 @@ class TopicTracker:
         if settles(text):
             return TurnOutcome(False, list(state.cards), content, 0.0, took_ms=_ms(started))
         terms = self.domain_terms(content)
-        back_to = state.products[0] if state.products and not named and _ANAPHORA.search(content) else None
+        back_to = self._referent(state, content) if not named else None
         # No topic word, product or reference back (mood, names, "那怎么办", "存一万二能抵多少税"): only a
         # confident question of its own about something not shown may move the cards.
         vague = not terms and not named and back_to is None
@@ -376,6 +381,19 @@ class TopicTracker:
                 found.append((name, entry_id))
                 text = text.replace(name, " ")
         return found
+
+    def _referent(self, state: TopicState, content: str) -> dict[str, Any] | None:
+        """The product a reference back ("那个理财", "我爸那张卡", "它") points at: the latest one mentioned
+        one of whose names carries the reference's noun (理财, 卡 …), else the latest one."""
+        found = _ANAPHORA.search(content) if state.products else None
+        if found is None:
+            return None
+        noun = found.group("noun")
+        if noun:
+            for product in state.products:
+                if noun in self._product_names.get(product["entry_id"], normalize(product["name"])):
+                    return product
+        return state.products[0]
 
     def _remember_products(self, state: TopicState, named: list[tuple[str, str]]) -> None:
         for name, entry_id in reversed(named):

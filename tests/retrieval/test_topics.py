@@ -216,3 +216,16 @@ def test_settling_on_something_keeps_the_cards(tracker):
     before = state.card_ids
     outcome = say(tracker, state, "好的明白了 那我先分期吧 谢谢")
     assert not outcome.changed and state.card_ids == before
+
+
+def test_a_reference_back_points_at_the_product_whose_name_fits_its_noun(tracker):
+    """"我爸那张卡" after 数币卡 and then 子钱包 were named means the 数币卡 (a name with 卡), not the
+    product named last; a reference without a noun ("它") means the product named last."""
+    state = TopicState()
+    say(tracker, state, "我爸那张数币卡还在他身上")
+    say(tracker, state, "子钱包怎么开通")
+    assert [p["name"] for p in state.products][:2] == ["子钱包", "数币卡"]
+    assert tracker._referent(state, "那张卡要是丢了能挂失吗")["entry_id"] == "KB-S041"
+    assert tracker._referent(state, "那个钱包能免密吗")["entry_id"] == "KB-S042"
+    assert tracker._referent(state, "它怎么收费")["entry_id"] == "KB-S042"
+    assert tracker._referent(state, "年费怎么收") is None
