@@ -141,17 +141,17 @@ class Indexer:
             removed = len(set(present[0]) - wanted)
         todo = [w for w in windows if rebuild or w.version.id not in present[0]]
         written = self.index_windows(todo, progress=progress)
-        fresh = {w.version.id for w in todo}
+        fresh = {w.version.id for w in todo}  # written just now with their current windows
         unnamed = [] if self.names is None else [
             w for w in windows if w.version.id not in fresh and w.version.id not in present[1]]
         self.index_windows(unnamed, chunks=False)
-        fresh |= {w.version.id for w in unnamed}
+        named_now = fresh | {w.version.id for w in unnamed}
         updated = 0
         for window in windows:
             valid_to = epoch(window.end, OPEN_END)
             if window.version.id not in fresh:
                 updated += bool(self.index.set_valid_to(version_id=window.version.id, valid_to=valid_to))
-            if self.names is not None and window.version.id not in fresh:
+            if self.names is not None and window.version.id not in named_now:
                 self.names.set_valid_to(version_id=window.version.id, valid_to=valid_to)
         return SyncReport(len(todo), written, updated, removed)
 

@@ -8,6 +8,7 @@ import pytest
 from kb import service
 from kb.db import session_scope
 from kb.errors import ValidationFailed
+from retrieval.index.base import IndexFilter
 from retrieval.search import Filters
 from tests.factories import entry_data, version_data
 
@@ -269,3 +270,29 @@ def test_names_follow_new_versions_retirement_and_a_lost_names_index(loaded):
     assert report.versions_indexed == 0 and loaded.index.count() == chunks
     with Session(loaded.engine) as session:
         assert loaded.indexer.check(session=session).ok
+
+
+def test_a_store_without_names_gets_them_and_still_closes_old_versions(loaded):
+    """Upgrading a store indexed before names existed: the sync that names the old versions must still
+    close the window of a version superseded meanwhile, in the chunk index too."""
+    from sqlmodel import Session
+
+    with Session(loaded.engine) as session:
+        old = service.get_version(session=session, entry_id="CD", number=1)
+        version_ids = [v.id for v in (service.get_version(session=session, entry_id=e, number=1) for e in
+                                      ("MORT-RATE", "LPR", "MORT-CALC", "MORT-DOCS", "ECNY", "CD"))]
+    for version_id in version_ids:  # a names index that never had these versions
+        loaded.names.delete_version(version_id=version_id)
+    later = T0 + timedelta(days=1)
+    with session_scope(loaded.engine) as session:
+        service.add_version(session=session, entry_id="CD", base_version=1, actor="expert", now=later,
+                            data=version_data(ENTRIES[5], body="个人大额存单30万元起存。", valid_from=later))
+    loaded.sync_index()
+    with Session(loaded.engine) as session:
+        assert loaded.indexer.check(session=session).ok
+    hits = [h for h in loaded.searcher.search("大额存单起存", top_k=10).hits if h.entry_id == "CD"]
+    assert [h.version for h in hits] == [2]
+    now = IndexFilter(valid_at=int((T0 + timedelta(days=2)).timestamp()))
+    vector = loaded.embedder.encode_queries(["大额存单"])[0]
+    for index in (loaded.index, loaded.names):
+        assert all(h.payload["version_id"] != old.id for h in index.search_dense(vector, limit=50, flt=now))
