@@ -131,6 +131,7 @@ def _sync(runtime: Runtime, *, rebuild: bool) -> None:
         report = runtime.sync_index(rebuild=rebuild, progress=lambda n: bar.advance(task, n))
     out.print(
         f"索引已同步 index in sync: {report.versions_indexed} versions embedded ({report.points_written} chunks), "
+        + (f"names added to {report.versions_named} versions, " if report.versions_named else "") +
         f"{report.windows_updated} validity windows refreshed, {report.versions_removed} stale versions removed"
     )
 
@@ -219,6 +220,8 @@ def models_prepare(
 @app.command()
 def reindex(
     check: Annotated[bool, typer.Option("--check", help="Only report drift between the database and the index.")] = False,
+    missing: Annotated[bool, typer.Option("--missing", help="Embed only what the index lacks (versions, or their names) "
+                                          "and refresh validity windows; keep the rest.")] = False,
 ) -> None:
     """Rebuild the vector index from the database (or, with --check, report drift; exit 1 if any)."""
     with _runtime() as runtime:
@@ -228,12 +231,13 @@ def reindex(
             if drift.ok:
                 out.print("OK — index matches the database")
                 return
-            err.print(f"DRIFT: {len(drift.missing)} versions missing, {len(drift.extra)} extra, {len(drift.partial)} partial")
+            err.print(f"DRIFT: {len(drift.missing)} versions missing, {len(drift.extra)} extra, {len(drift.partial)} partial "
+                      "(in the chunk index or the names index; `zhiku reindex` rebuilds both)")
             for label, ids in (("missing", drift.missing), ("extra", drift.extra), ("partial", drift.partial)):
                 for vid in ids[:20]:
                     err.print(f"  {label}: {vid}")
             raise typer.Exit(1)
-        _sync(runtime, rebuild=True)
+        _sync(runtime, rebuild=not missing)
 
 
 @pack_app.command("template")

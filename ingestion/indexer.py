@@ -40,6 +40,7 @@ class SyncReport:
     points_written: int
     windows_updated: int
     versions_removed: int
+    versions_named: int = 0  # versions whose names alone were (re)written (a store from before names)
 
 
 @dataclass(frozen=True)
@@ -153,7 +154,7 @@ class Indexer:
                 updated += bool(self.index.set_valid_to(version_id=window.version.id, valid_to=valid_to))
             if self.names is not None and window.version.id not in named_now:
                 self.names.set_valid_to(version_id=window.version.id, valid_to=valid_to)
-        return SyncReport(len(todo), written, updated, removed)
+        return SyncReport(len(todo), written, updated, removed, len(unnamed))
 
     def check(self, *, session: Session) -> DriftReport:
         """Compare the versions (and their chunk and name counts) in the database and in the index."""

@@ -67,6 +67,14 @@ def test_fresh_install_flow_is_idempotent(data_dir, model_path, monkeypatch):
     assert verified.exit_code == 0 and verified.output.startswith("OK")
 
     assert zhiku("reindex", "--check").exit_code == 0
+    # a store from before the names index: drift named, `--missing` adds the names and keeps the passages
+    import shutil
+    shutil.rmtree(data_dir / "index-names")
+    drift = zhiku("reindex", "--check")
+    assert drift.exit_code == 1 and "names index" in drift.output
+    added = zhiku("reindex", "--missing")
+    assert added.exit_code == 0 and "0 versions embedded" in added.output and "names added to" in added.output, added.output
+    assert zhiku("reindex", "--check").exit_code == 0
     found = json.loads(zhiku("search", "房贷利率", "--json").stdout.strip().splitlines()[-1])
     assert found["hits"][0]["entry_id"] == "KB-S002"
     assert {"KB-S003", "KB-S004", "KB-S008"} <= {r["entry_id"] for h in found["hits"] for r in h["related"]} | {h["entry_id"] for h in found["hits"]}

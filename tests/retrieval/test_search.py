@@ -267,7 +267,7 @@ def test_names_follow_new_versions_retirement_and_a_lost_names_index(loaded):
     with Session(loaded.engine) as session:
         assert new.id in loaded.indexer.check(session=session).missing
     report = loaded.sync_index()
-    assert report.versions_indexed == 0 and loaded.index.count() == chunks
+    assert report.versions_indexed == 0 and report.versions_named == 1 and loaded.index.count() == chunks
     with Session(loaded.engine) as session:
         assert loaded.indexer.check(session=session).ok
 
@@ -287,7 +287,8 @@ def test_a_store_without_names_gets_them_and_still_closes_old_versions(loaded):
     with session_scope(loaded.engine) as session:
         service.add_version(session=session, entry_id="CD", base_version=1, actor="expert", now=later,
                             data=version_data(ENTRIES[5], body="个人大额存单30万元起存。", valid_from=later))
-    loaded.sync_index()
+    report = loaded.sync_index()
+    assert (report.versions_indexed, report.versions_named) == (1, 6)  # the new version whole, the rest named
     with Session(loaded.engine) as session:
         assert loaded.indexer.check(session=session).ok
     hits = [h for h in loaded.searcher.search("大额存单起存", top_k=10).hits if h.entry_id == "CD"]
