@@ -176,7 +176,7 @@ class Searcher:
             fields = None if passages else RANKING_FIELDS
             dense_hits = self.index.search_dense(dense_of[i], limit=self.prefetch, flt=flt, fields=fields)
             sparse_hits = self.index.search_sparse(sparse_vec, limit=self.prefetch, flt=flt, fields=fields) if len(sparse_vec) else []
-            name_hits = self.names.search_dense(dense_of[i], limit=self.prefetch, flt=flt, fields=fields) if self.names else []
+            name_hits = self.names.search_dense(dense_of[i], limit=self.prefetch, flt=flt, fields=fields) if self.names is not None else []
             named = self.associations.named_in(normalized)
             hits = self._collapse(dense_hits, sparse_hits, named, name_hits)
             confidence = self.confidence.predict(hits)

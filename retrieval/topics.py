@@ -391,7 +391,8 @@ class TopicTracker:
         noun = found.group("noun")
         if noun:
             for product in state.products:
-                if noun in self._product_names.get(product["entry_id"], normalize(product["name"])):
+                # (a product's name as remembered is already normalised: it is one of `_products`)
+                if noun in self._product_names.get(product["entry_id"], product["name"]):
                     return product
         return state.products[0]
 
