@@ -4,7 +4,8 @@ The pure-Python OpenCC costs ≈ 1 ms per 200 characters, and most knowledge-bas
 simplified. OpenCC only changes a text when one of its dictionary keys that maps to something else
 occurs in it whole; every such key has a "witness" character (one it changes, or else one that does not
 appear in its value). Text containing no witness character cannot change, so it is returned as is;
-anything else goes through OpenCC. Same output as OpenCC, checked in tests/kb/test_chinese.py.
+anything else goes through OpenCC. Same output as OpenCC, checked in tests/ingestion/test_attachments.py. Short texts
+(titles, names, spoken turns) recur in every search's hits and are converted once.
 """
 from __future__ import annotations
 
@@ -36,6 +37,9 @@ def _converter() -> tuple[OpenCC, frozenset[str]]:
     return converter, frozenset(witnesses)
 
 
+SHORT = 64  # texts up to this long (titles, names, spoken turns) are converted once and remembered
+
+
 def to_simplified(text: str) -> str:
     """Traditional → simplified (OpenCC t2s); text without any convertible character is returned unchanged."""
     if not text:
@@ -43,5 +47,13 @@ def to_simplified(text: str) -> str:
     converter, witnesses = _converter()
     if witnesses.isdisjoint(text):
         return text
+    if len(text) <= SHORT:  # the same titles recur in every search's hits
+        return _convert_short(text)
     with _lock:
         return converter.convert(text)
+
+
+@lru_cache(maxsize=8192)
+def _convert_short(text: str) -> str:
+    with _lock:
+        return _converter()[0].convert(text)

@@ -244,6 +244,8 @@ class Searcher:
 
 
 def _snippet(text: str, title: str) -> str:
+    if not text:  # ranking only (passages=False): no chunk text, no snippet
+        return ""
     title = to_simplified(title)  # chunk text is simplified (ingestion.chunking)
     body = text[len(title):].strip() if text.startswith(title) else text
     return body[:SNIPPET_CHARS] + ("…" if len(body) > SNIPPET_CHARS else "")

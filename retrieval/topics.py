@@ -10,7 +10,7 @@ One tracker per process, shared by all conversations; each conversation's memory
    again with the last customer topic and the product it refers to (the latest one mentioned whose
    name carries the reference's noun — 卡, 理财 — or else the latest one);
 3. entries are scored by that search plus a recency-weighted window of earlier turns (customer
-   turns weigh most, each older turn less);
+   turns weigh most, each older turn less); entries the experts linked to the leader gain a little;
 4. hysteresis: the cards change only for something they do not already answer — a turn that
    opens a new matter ("对了", "另外", "还有就是"), a confident question of its own (a very confident
    one if it has no topic word), a turn whose own best entry is about a topic word the shown cards
@@ -94,6 +94,10 @@ class TopicConfig:
     lead_confident: float = 0.2  # a turn's own best entry, if it names a new topic word, moves the cards above this
     vague_confident: float = 0.9  # a turn without topic words moves the cards only this sure of an entry not shown
     products_remembered: int = 5
+    # An entry the experts linked to the leading candidate ("related") gains this share of the
+    # leader's score: 提前还款 brings 提前还房贷需要预约吗 with the process (0.1–0.3 scored alike on
+    # the team's dialogues; see docs/BENCHMARKS.md).
+    related_boost: float = 0.2
 
 
 @dataclass(frozen=True)
@@ -290,8 +294,7 @@ class TopicTracker:
             state.last_topic = content
         return TurnOutcome(changed, list(state.cards), content, confidence, shift=shift, took_ms=_ms(started))
 
-    @staticmethod
-    def _rank(state: TopicState, views, prior: dict[str, float], back_to, context_weight: float,  # type: ignore[no-untyped-def]
+    def _rank(self, state: TopicState, views, prior: dict[str, float], back_to, context_weight: float,  # type: ignore[no-untyped-def]
               prior_weight: float) -> list[str]:
         scores: dict[str, float] = {}
         for view, (response, by_entry) in enumerate(views):
@@ -301,6 +304,12 @@ class TopicTracker:
         for entry_id, score in prior.items():
             if entry_id in scores:
                 scores[entry_id] += prior_weight * score
+        if scores and self.config.related_boost:  # the experts' links of the leader, among the candidates
+            leader = max(scores, key=lambda e: scores[e])
+            lift = self.config.related_boost * scores[leader]
+            for other in self.searcher.associations.related_to(leader):
+                if other in scores:
+                    scores[other] += lift
         if back_to is not None:  # "那个理财": the product mentioned earlier leads
             scores[back_to["entry_id"]] = max(scores.values(), default=0.0) + 1.0
         return [e for e in sorted(scores, key=lambda e: -scores[e]) if e not in state.dismissed]

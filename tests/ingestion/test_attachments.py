@@ -138,6 +138,7 @@ def test_served_type_never_active_content():
 def test_fast_simplified_conversion_agrees_with_opencc():
     opencc = OpenCC("t2s")
     texts = ["客戶本人攜帶身份證到網點辦理開戶。", "一目瞭然的乾坤", "乾隆年間的理財產品", "已经是简体的文本，没有繁体字。",
-             "數字人民幣錢包", "ＬＰＲ利率下調", "", "English only 123", "著名的銀行", "于是他去了銀行"]
-    for text in texts:
+             "數字人民幣錢包", "ＬＰＲ利率下調", "", "English only 123", "著名的銀行", "于是他去了銀行",
+             "客戶本人攜帶身份證到網點辦理開戶，" * 8]  # the last one is longer than the remembered short texts
+    for text in texts * 2:  # the second time from the cache of short texts
         assert to_simplified(text) == opencc.convert(text), text

@@ -229,3 +229,23 @@ def test_a_reference_back_points_at_the_product_whose_name_fits_its_noun(tracker
     assert tracker._referent(state, "那个钱包能免密吗")["entry_id"] == "KB-S042"
     assert tracker._referent(state, "它怎么收费")["entry_id"] == "KB-S042"
     assert tracker._referent(state, "年费怎么收") is None
+
+
+def test_entries_the_experts_linked_to_the_leader_move_up(tracker):
+    """提前还款 (KB-S009) leads; 提前还房贷需要预约吗 (KB-S010), which the experts linked to it, gains
+    a share of its score and passes unlinked candidates; an unlinked entry gains nothing and a linked
+    entry that is not a candidate is not added."""
+    from dataclasses import replace
+
+    from retrieval.search import SearchResponse
+
+    def ranking(boost: float) -> list[str]:
+        tr = TopicTracker(searcher=tracker.searcher, config=replace(tracker.config, related_boost=boost))
+        response = SearchResponse("q", "q", [], 1.0, False, 0.0)
+        scores = {"KB-S009": 1.0, "KB-P001": 0.9, "KB-P036": 0.85, "KB-S010": 0.8}
+        return tr._rank(TopicState(), [(response, scores)], {}, None, 1.0, 0.0)
+
+    assert ranking(0.0) == ["KB-S009", "KB-P001", "KB-P036", "KB-S010"]
+    assert ranking(0.2) == ["KB-S009", "KB-S010", "KB-P001", "KB-P036"]
+    assert "KB-S012" in tracker.searcher.associations.related_to("KB-S009")
+    assert "KB-S012" not in ranking(0.2)
