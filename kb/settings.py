@@ -23,6 +23,7 @@ class Settings(BaseSettings):
     host: str = Field(default="127.0.0.1", description="Address `zhiku serve` binds.")
     port: int = Field(default=8000, description="Port `zhiku serve` binds.")
     secret_key: str | None = Field(default=None, description="Signing key for sessions and tokens; default: generated once into <data_dir>/secret_key.")
+    metrics_token: str | None = Field(default=None, description="Bearer token a Prometheus scrape of /metrics must send; unset = /metrics is open (keep it to the monitoring network).")
     log_level: str = Field(default="INFO", description="Python logging level.")
     log_format: str = Field(default="json", description="`zhiku serve` log lines: json (one object per line, with the request id) or text.")
     run_worker: bool = Field(default=True, description="Run the outbox worker inside the server process; false when `zhiku worker` runs on its own (several API workers).")

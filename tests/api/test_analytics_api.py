@@ -84,6 +84,23 @@ def test_metrics_and_request_ids(api, login):
         assert series in text
 
 
+def test_metrics_take_the_scrape_token_when_one_is_set(api, runtime):
+    """ZHIKU_METRICS_TOKEN: a scrape without it, with another one or a user's login is 401; with it, 200."""
+    runtime.settings.metrics_token = "scrape-Zk42-token"
+    try:
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic scrape-Zk42-token"},
+                        {"Authorization": "Bearer scrape-Zk42-token-longer"}):
+            refused = api.get("/metrics", headers=headers)
+            assert refused.status_code == 401 and refused.json()["error"] == "unauthenticated", headers
+            assert refused.headers["WWW-Authenticate"] == "Bearer"
+        scraped = api.get("/metrics", headers={"Authorization": "Bearer scrape-Zk42-token"})
+        assert scraped.status_code == 200 and "zhiku_outbox_pending" in scraped.text
+        assert api.get("/healthz").status_code == 200  # health stays open
+    finally:
+        runtime.settings.metrics_token = None
+    assert api.get("/metrics").status_code == 200
+
+
 def test_json_log_lines_carry_the_request_id(api, login, caplog):
     import logging
 
