@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import error_body
@@ -21,10 +21,12 @@ _request_log = logging.getLogger("zhiku.request")
 
 
 class BodyLimit:
-    """A declared Content-Length above the limit (uploads have their own) → 413 before the body is read."""
+    """A declared Content-Length above the limit (uploads have their own) → 413 before the body is read.
+    `page(request, limit)` may answer a browser's page request with an HTML page instead of JSON."""
 
-    def __init__(self, app: ASGIApp, *, max_body: int, max_upload: int) -> None:
-        self.app, self.max_body, self.max_upload = app, max_body, max_upload
+    def __init__(self, app: ASGIApp, *, max_body: int, max_upload: int,
+                 page: Callable[[Request, int], Response | None] | None = None) -> None:
+        self.app, self.max_body, self.max_upload, self.page = app, max_body, max_upload, page
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -32,8 +34,10 @@ class BodyLimit:
             length = headers.get("content-length")
             limit = self.max_upload if headers.get("content-type", "").startswith("multipart/") else self.max_body
             if length and length.isdigit() and int(length) > limit:
-                response = JSONResponse(status_code=413, content=error_body(
-                    "payload_too_large", f"请求体过大（上限 {limit} 字节） request body too large"))
+                response = self.page(Request(scope), limit) if self.page is not None else None
+                if response is None:
+                    response = JSONResponse(status_code=413, content=error_body(
+                        "payload_too_large", f"请求体过大（上限 {limit} 字节） request body too large"))
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)

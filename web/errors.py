@@ -48,6 +48,15 @@ def error_page(request: Request, *, status: int, title: str, message: str, detai
     return render(request, "error.html", context, status_code=status, headers=headers)
 
 
+def too_large_page(request: Request, limit: int) -> Response | None:
+    """The 413 page for a browser's page request refused before routing (body over the limit);
+    None for API calls, which keep their JSON body."""
+    page = request.headers.get("hx-request") or "text/html" in request.headers.get("accept", "")
+    if request.url.path.startswith(API_PATHS) or not page:
+        return None
+    return error_page(request, status=413, title=messages.HTTP_TITLES[413], message=messages.too_large(limit))
+
+
 def install_error_pages(app: FastAPI) -> None:
     """Wrap the API's handlers: page requests get HTML pages, everything else what api/errors.py returns."""
     api_handlers = dict(app.exception_handlers)

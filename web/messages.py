@@ -110,6 +110,12 @@ def error_title(error: ZhikuError) -> str:
     return GENERIC_ERROR
 
 
+def too_large(limit: int) -> str:
+    """What a page says when the browser sent more than the server takes (nothing was saved)."""
+    size = f"{limit / 1024 / 1024:g} MB" if limit >= 1024 * 1024 else f"{limit / 1024:g} KB"
+    return f"提交的内容超过上限 {size}，未保存任何内容。请拆分文件或压缩后重新上传。"
+
+
 def chinese_part(message: str) -> str:
     """The Chinese lead of a bilingual service message ("更新包不存在 pack 'x' not found" → "更新包不存在")."""
     cut = len(message)

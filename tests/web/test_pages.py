@@ -329,6 +329,39 @@ def test_upload_preview_then_save(page_client):
     assert "周更新" in expert.get(saved.headers["location"]).text
 
 
+def test_an_upload_over_the_limit_gets_a_page_not_json(runtime, seeded):
+    """Refused before the body is read (declared length over ZHIKU_UPLOAD_MAX_BYTES): a browser gets
+    the 413 page in Chinese (htmx: the message area), an API call its JSON error; nothing is saved."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from kb import users
+    from review_workflow.models import UpdatePack
+
+    with session_scope(runtime.engine) as session:
+        users.create_user(session=session, username="expert", password=PASSWORD, role="expert", actor="test")
+    runtime.settings.upload_max_bytes = 2048
+    try:
+        with TestClient(create_app(runtime=runtime, start_worker=False), follow_redirects=False) as client:
+            form = client.get("/login")
+            client.post("/login", data={"username": "expert", "password": PASSWORD, "csrf_token": csrf_of(form.text)})
+            token = csrf_of(client.get("/expert/upload").text)
+            files = {"file": ("周更新.md", ("# 大文件\n" + "长" * 4000).encode("utf-8"), "text/markdown")}
+            page = client.post("/expert/upload", data={"csrf_token": token, "action": "save"}, files=files,
+                               headers={"Accept": "text/html,application/xhtml+xml"})
+            assert page.status_code == 413 and page.headers["content-type"].startswith("text/html")
+            assert "上传内容过大" in page.text and "上限 2 KB" in page.text and "未保存任何内容" in page.text
+            inline = client.post("/expert/upload", data={"csrf_token": token, "action": "preview"}, files=files,
+                                 headers={**HTMX, "Accept": "text/html"})
+            assert inline.status_code == 413 and inline.headers["HX-Retarget"] == "#messages"
+            api = client.post("/api/v1/packs/upload", files=files)
+            assert api.status_code == 413 and api.json()["error"] == "payload_too_large"
+    finally:
+        runtime.settings.upload_max_bytes = 50 * 1024 * 1024
+    with session_scope(runtime.engine) as session:
+        assert session.exec(select(UpdatePack)).all() == []
+
+
 def test_xlsx_template_download(page_client):
     response = page_client("expert").get("/expert/template.xlsx")
     assert response.status_code == 200 and response.content[:2] == b"PK"
