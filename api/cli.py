@@ -33,9 +33,11 @@ models_app = typer.Typer(help="The offline embedding model.", no_args_is_help=Tr
 pack_app = typer.Typer(help="Update-pack files.", no_args_is_help=True)
 eval_app = typer.Typer(help="Measure retrieval quality on labelled questions.", no_args_is_help=True)
 report_app = typer.Typer(help="Reports for managers.", no_args_is_help=True)
+attachments_app = typer.Typer(help="Stored attachment files.", no_args_is_help=True)
 app.add_typer(report_app, name="report")
 for sub, name in ((db_app, "db"), (demo_app, "demo"), (users_app, "users"), (entries_app, "entries"),
-                  (audit_app, "audit"), (models_app, "models"), (eval_app, "eval"), (pack_app, "pack")):
+                  (audit_app, "audit"), (models_app, "models"), (eval_app, "eval"), (pack_app, "pack"),
+                  (attachments_app, "attachments")):
     app.add_typer(sub, name=name)
 
 out = Console(soft_wrap=True)
@@ -194,6 +196,29 @@ def audit_verify() -> None:
         return
     err.print(f"BROKEN at event {report.first_broken}: {report.reason} ({report.checked} events verified before it)")
     raise typer.Exit(1)
+
+
+@attachments_app.command("sweep")
+def attachments_sweep(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count what would be removed.")] = False,
+    grace_hours: Annotated[float, typer.Option(min=0.0, help="Keep unreferenced files younger than this.")] = 1.0,
+) -> None:
+    """Remove stored files no attachment refers to any more (a replaced draft's uploads) and temp files
+    left by a crash; files older than the grace period only. Recorded in the audit log."""
+    from datetime import timedelta
+
+    from kb import attachments
+
+    settings = _settings()
+    with _session() as session:
+        report = attachments.sweep_orphans(session=session, root=settings.resolved_data_dir,
+                                           grace=timedelta(hours=grace_hours), dry_run=dry_run)
+        if not dry_run and report.files_removed:
+            audit.append(session=session, actor="zhiku-cli", action="attachments.sweep", object_type="attachment",
+                         object_id="*", detail={"files_removed": report.files_removed, "bytes_freed": report.bytes_freed})
+    verb = "可删除 would remove" if dry_run else "已删除 removed"
+    out.print(f"{verb} {report.files_removed} 个文件 files ({report.bytes_freed} bytes); "
+              f"保留 kept {report.referenced} referenced, {report.kept_recent} younger than {grace_hours:g} h")
 
 
 @models_app.command("prepare")

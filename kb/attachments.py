@@ -8,7 +8,8 @@ import re
 import tempfile
 import unicodedata
 from collections.abc import Iterable
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
@@ -78,6 +79,7 @@ def write_blob(*, root: Path, content: bytes) -> str:
     digest = hashlib.sha256(content).hexdigest()
     target = blob_path(root, digest)
     if target.exists() and target.stat().st_size == len(content):
+        os.utime(target)  # fresh again: `sweep_orphans` leaves young files alone while this row commits
         return digest
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
@@ -117,7 +119,8 @@ def link_item(*, session: Session, attachment: Attachment, pack_id: str, positio
 
 
 def remove_pack_attachments(*, session: Session, pack_id: str) -> int:
-    """Forget a draft's attachments before its file is replaced (the stored bytes stay: others may share them)."""
+    """Forget a draft's attachments before its file is replaced (the stored bytes stay: others may share
+    them; `sweep_orphans` removes bytes no attachment refers to any more)."""
     ids = list(session.exec(select(Attachment.id).where(Attachment.pack_id == pack_id)).all())
     session.execute(delete(AttachmentLink).where(col(AttachmentLink.pack_id) == pack_id,
                                                  col(AttachmentLink.version_id).is_(None)))
@@ -218,3 +221,42 @@ def open_download(*, session: Session, root: Path, attachment_id: str) -> tuple[
     if not path.is_file():
         raise NotFound(f"附件文件已丢失 attachment file missing: {row.filename}", details={"attachment_id": row.id})
     return row, path
+
+
+SWEEP_GRACE = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    files_removed: int
+    bytes_freed: int
+    kept_recent: int  # unreferenced, but younger than the grace period (an upload may be committing)
+    referenced: int
+
+
+def sweep_orphans(*, session: Session, root: Path, grace: timedelta = SWEEP_GRACE, now: datetime | None = None,
+                  dry_run: bool = False) -> SweepReport:
+    """Delete stored bytes that no attachment row refers to (a replaced draft's files), and upload temp
+    files left by a crash. Only files older than `grace` go: a file written by an upload whose row is not
+    committed yet is younger than that, and bytes another row refers to are never touched."""
+    store = Path(root) / STORE_DIR
+    referenced = set(session.exec(select(Attachment.sha256).where(col(Attachment.sha256).is_not(None))).all())
+    cutoff = (now or datetime.now()).timestamp() - grace.total_seconds()
+    removed = freed = recent = kept = 0
+    for path in sorted(store.glob("*/*")) if store.is_dir() else []:
+        if not path.is_file() or path.is_symlink():
+            continue
+        if _HEX64.fullmatch(path.name) and path.name in referenced:
+            kept += 1
+            continue
+        if not (_HEX64.fullmatch(path.name) or path.name.startswith(".upload-")):
+            continue  # not ours: leave it
+        stat = path.stat()
+        if stat.st_mtime > cutoff:
+            recent += 1
+            continue
+        if not dry_run:
+            path.unlink(missing_ok=True)
+        removed += 1
+        freed += stat.st_size
+    return SweepReport(removed, freed, recent, kept)

@@ -27,7 +27,8 @@ def zhiku(*args: str):
 
 def test_every_command_has_help():
     for args in (["--help"], ["db", "upgrade", "--help"], ["demo", "load", "--help"], ["users", "create", "--help"],
-                 ["entries", "list", "--help"], ["audit", "verify", "--help"], ["serve", "--help"]):
+                 ["entries", "list", "--help"], ["audit", "verify", "--help"], ["serve", "--help"],
+                 ["attachments", "sweep", "--help"]):
         assert zhiku(*args).exit_code == 0, args
 
 
@@ -110,3 +111,34 @@ def test_audit_verify_reports_tampering_with_exit_code_1(data_dir):
     result = zhiku("audit", "verify")
     assert result.exit_code == 1
     assert "BROKEN at event 1" in result.output
+
+
+def test_attachments_sweep_removes_unreferenced_files_and_is_audited(data_dir_with_db):
+    import hashlib
+    import os
+    import time
+
+    from sqlmodel import select
+
+    from kb.db import make_engine, session_scope
+    from kb.models import AuditEvent
+
+    orphan = b"\x89PNG orphaned screenshot"
+    digest = hashlib.sha256(orphan).hexdigest()
+    path = data_dir_with_db / "attachments" / digest[:2] / digest
+    path.parent.mkdir(parents=True)
+    path.write_bytes(orphan)
+    old = time.time() - 7200
+    os.utime(path, (old, old))
+    dry = zhiku("attachments", "sweep", "--dry-run")
+    assert dry.exit_code == 0 and "would remove 1" in dry.output and path.exists()
+    kept = zhiku("attachments", "sweep", "--grace-hours", "3")
+    assert kept.exit_code == 0 and "removed 0" in kept.output and path.exists()
+    done = zhiku("attachments", "sweep")
+    assert done.exit_code == 0 and "removed 1" in done.output and not path.exists()
+    engine = make_engine(f"sqlite:///{data_dir_with_db / 'zhiku.db'}")
+    with session_scope(engine) as session:
+        events = session.exec(select(AuditEvent).where(AuditEvent.action == "attachments.sweep")).all()
+        assert [e.detail["files_removed"] for e in events] == [1]
+    engine.dispose()
+    assert zhiku("audit", "verify").exit_code == 0

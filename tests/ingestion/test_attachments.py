@@ -142,3 +142,45 @@ def test_fast_simplified_conversion_agrees_with_opencc():
              "客戶本人攜帶身份證到網點辦理開戶，" * 8]  # the last one is longer than the remembered short texts
     for text in texts * 2:  # the second time from the cache of short texts
         assert to_simplified(text) == opencc.convert(text), text
+
+
+def test_a_replaced_drafts_files_are_swept_and_nothing_referenced_is(session, tmp_path):
+    """An expert uploads a ZIP with media, then replaces the draft with a fixed file that keeps only the
+    screenshot: the video's bytes are orphaned and swept once older than the grace period; the
+    screenshot (still referenced) stays; young orphans, crash temp files and foreign files are handled;
+    re-uploading bytes an orphan holds makes them young again, so a sweep cannot race the upload."""
+    import os
+    from datetime import datetime, timedelta
+
+    from kb.models import Actor as _Actor
+
+    data = tmp_path / "data"
+    pack, _ = pack_from_upload(session=session, filename="培训资料.zip", data=training_zip(), actor=EXPERT, data_dir=data)
+    session.commit()
+    fixed = zip_bytes([("条目/借记卡开户.md", md("借记卡开户流程", entry_id="ATT-1", refs=["开户截图.png"])),
+                       ("开户截图.png", PNG)])
+    pack_from_upload(session=session, filename="培训资料-改.zip", data=fixed, actor=_Actor("expert", "expert"),
+                     data_dir=data, replace_pack_id=pack.id)
+    session.commit()
+    store = data / "attachments"
+    png, mp4 = hashlib.sha256(PNG).hexdigest(), hashlib.sha256(MP4).hexdigest()
+    crash = store / "ab" / ".upload-crashed"
+    crash.parent.mkdir(parents=True, exist_ok=True)
+    crash.write_bytes(b"half")
+    foreign = store / "ab" / "README.txt"
+    foreign.write_text("not ours")
+    hour_ago = (datetime.now() - timedelta(hours=2)).timestamp()
+    for path in store.rglob("*"):
+        if path.is_file():
+            os.utime(path, (hour_ago, hour_ago))
+
+    young = attachments.sweep_orphans(session=session, root=data, grace=timedelta(hours=3))
+    assert young.files_removed == 0 and young.kept_recent == 3  # mp4, webm, the temp file
+    counted = attachments.sweep_orphans(session=session, root=data, dry_run=True)
+    assert (counted.files_removed, counted.referenced) == (3, 1) and (store / mp4[:2] / mp4).exists()
+
+    attachments.write_blob(root=data, content=MP4)  # an upload of the same bytes, row not committed yet
+    swept = attachments.sweep_orphans(session=session, root=data)
+    assert swept.files_removed == 2 and swept.kept_recent == 1 and swept.bytes_freed == 50 + 4 + 4
+    assert (store / png[:2] / png).read_bytes() == PNG and (store / mp4[:2] / mp4).exists()
+    assert not crash.exists() and foreign.read_text() == "not ours"
