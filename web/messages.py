@@ -94,6 +94,8 @@ FLASHES = {
     "created": "更新包草稿已保存。请检查预览后提交审核。",
     "item_added": "已添加条目。",
     "item_removed": "已删除条目。",
+    "attachment_added": "附件已添加。",
+    "attachment_removed": "附件已移除。",
     "published": "已立即发布。",
     "key_revoked": "API 密钥已吊销。",
     "conversation_closed": "会话已结束，卡片展示记录已留存备查。",

@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.background import BackgroundTask
 
 from api.deps import RuntimeDep
+from api.routes.attachments import download_response
 from api.live import conversation_events as live_events
 from api.live import current_revision
 from ingestion.parsers import Limits, write_template
@@ -21,6 +22,7 @@ from kb.models import Role
 from kb.timeutil import to_local, to_utc
 from retrieval import conversations
 from retrieval.logs import record_feedback
+from review_workflow import attachments as draft_attachments
 from review_workflow import service as workflow
 from review_workflow.models import ApproveIn, PackState
 from review_workflow.upload import pack_from_upload, preview_upload
@@ -295,7 +297,7 @@ async def upload(request: Request, user: Authors, runtime: RuntimeDep, session: 
     filename = file.filename or "upload"
     if action == "save":
         pack, _ = pack_from_upload(session=session, filename=filename, data=data, title=title or None,
-                                   actor=user.actor, limits=limits)
+                                   actor=user.actor, limits=limits, data_dir=runtime.settings.resolved_data_dir)
         return _redirect(f"/packs/{pack.id}", "created")
     preview, _ = preview_upload(session=session, filename=filename, data=data, limits=limits)
     template = "partials/upload_preview.html" if _htmx(request) else "expert/upload.html"
@@ -341,6 +343,34 @@ def withdraw(pack_id: str, user: Authors, session: WebSession) -> Response:
 def revise(pack_id: str, user: Authors, session: WebSession) -> Response:
     workflow.revise_pack(session=session, pack_id=pack_id, actor=user.actor)
     return _redirect(f"/packs/{pack_id}", "revised")
+
+
+@router.post("/packs/{pack_id}/attachments")
+async def add_attachment(pack_id: str, user: Authors, runtime: RuntimeDep, session: WebSession,
+                         file: Annotated[UploadFile | None, File()] = None, url: Annotated[str, Form()] = "",
+                         title: Annotated[str, Form(max_length=200)] = "", position: Annotated[str, Form()] = "") -> Response:
+    """Attach a file or a link to your draft (the same service as POST /api/v1/packs/{id}/attachments)."""
+    limit = runtime.settings.upload_max_bytes
+    content = await file.read(limit + 1) if file is not None and file.filename else None
+    where = int(position) if position.strip().isdigit() else None
+    draft_attachments.add_attachment(session=session, pack_id=pack_id, actor=user.actor,
+                                     data_dir=runtime.settings.resolved_data_dir,
+                                     filename=file.filename if content is not None and file is not None else None,
+                                     content=content, url=url.strip() or None, title=title.strip() or None,
+                                     position=where, max_bytes=limit)
+    return _redirect(f"/packs/{pack_id}", "attachment_added")
+
+
+@router.post("/packs/{pack_id}/attachments/{attachment_id}/delete")
+def remove_attachment(pack_id: str, attachment_id: str, user: Authors, session: WebSession) -> Response:
+    draft_attachments.remove_attachment(session=session, pack_id=pack_id, attachment_id=attachment_id, actor=user.actor)
+    return _redirect(f"/packs/{pack_id}", "attachment_removed")
+
+
+@router.get("/attachments/{attachment_id}")
+def download_attachment(attachment_id: str, user: Agents, runtime: RuntimeDep, session: WebSession) -> Response:
+    """A card's or a pack's attachment for any signed-in staff member (as GET /api/v1/attachments/{id})."""
+    return download_response(session=session, root=runtime.settings.resolved_data_dir, attachment_id=attachment_id)
 
 
 @router.post("/packs/{pack_id}/items/{position}/delete")

@@ -23,8 +23,12 @@ def content_disposition(filename: str) -> str:
                        307: {"description": "an external link attachment"}})
 def download(attachment_id: str, caller: Staff, runtime: RuntimeDep, session: SessionDep) -> Response:
     """Download an attachment (always as a file, never shown inline); a link attachment redirects to its URL."""
-    row, path = attachments.open_download(session=session, root=runtime.settings.resolved_data_dir,
-                                          attachment_id=attachment_id)
+    return download_response(session=session, root=runtime.settings.resolved_data_dir, attachment_id=attachment_id)
+
+
+def download_response(*, session, root, attachment_id: str) -> Response:  # type: ignore[no-untyped-def]
+    """The download of one attachment, for the API and the pages alike."""
+    row, path = attachments.open_download(session=session, root=root, attachment_id=attachment_id)
     if path is None:
         return RedirectResponse(row.url or "", status_code=307, headers={"Cache-Control": "private, no-store"})
     return FileResponse(path, media_type=attachments.served_type(row.media_type), headers={

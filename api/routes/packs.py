@@ -15,6 +15,7 @@ from review_workflow.upload import pack_from_upload
 
 from api.deps import Admins, Authors, Editors, Reviewers, RuntimeDep, SessionDep
 from api.schemas import RejectIn
+from review_workflow import attachments as draft_attachments
 from review_workflow import service as workflow
 from review_workflow.models import ApproveIn, PackIn, PackPublic, PackState
 
@@ -78,6 +79,28 @@ def pack_attachments(pack_id: str, caller: Editors, session: SessionDep) -> list
     """Files and links that came with a pack (download: `GET /attachments/{id}`)."""
     workflow.get_pack(session=session, pack_id=pack_id)
     return attachments.for_pack(session=session, pack_id=pack_id)
+
+
+@router.post("/packs/{pack_id}/attachments", response_model=AttachmentPublic, status_code=201)
+async def add_attachment(pack_id: str, caller: Authors, runtime: RuntimeDep, session: SessionDep,
+                         file: UploadFile | None = None, url: Annotated[str | None, Form()] = None,
+                         title: Annotated[str | None, Form()] = None,
+                         position: Annotated[int | None, Form(ge=0)] = None) -> AttachmentPublic:
+    """Expert: attach a file (images, video, audio, PDF, DOCX, XLSX) or an http(s) `url` to your draft —
+    to its item at `position` (0-based) or the pack as a whole. 403 not yours, 409 not a draft, 422 bad input."""
+    limit = runtime.settings.upload_max_bytes
+    content = await file.read(limit + 1) if file is not None else None
+    row = draft_attachments.add_attachment(
+        session=session, pack_id=pack_id, actor=caller.actor, data_dir=runtime.settings.resolved_data_dir,
+        filename=file.filename if file is not None else None, content=content, url=url or None, title=title,
+        position=position, max_bytes=limit)
+    return attachments.to_public(row)
+
+
+@router.delete("/packs/{pack_id}/attachments/{attachment_id}", status_code=204)
+def remove_attachment(pack_id: str, attachment_id: str, caller: Authors, session: SessionDep) -> None:
+    """Expert: take an attachment off your draft (403 not yours, 404 not in this pack, 409 not a draft)."""
+    draft_attachments.remove_attachment(session=session, pack_id=pack_id, attachment_id=attachment_id, actor=caller.actor)
 
 
 async def _from_file(file, title, caller, runtime, session, replace_pack_id=None) -> PackPublic:  # type: ignore[no-untyped-def]

@@ -81,3 +81,56 @@ def test_an_update_keeps_earlier_attachments_and_adds_its_own(api, login, runtim
     assert [a["filename"] for a in listed] == ["截图.png", "演示.mp4"]
     first_version = api.get("/api/v1/entries/KEEP-1/versions/1", headers=login("agent")).json()
     assert first_version["number"] == 1
+
+
+def test_an_expert_attaches_files_and_links_to_a_typed_draft(api, login, runtime):
+    """A pack typed in (no file) gets a screenshot on its item and a training-video link on the pack;
+    wrong types, items and people are refused with nothing stored; once submitted, nothing changes;
+    on approval the item's screenshot goes with the new version, and every change is audited."""
+    from sqlmodel import Session, select
+
+    from kb.models import AuditEvent
+    from tests.factories import create_item
+
+    expert = login("expert")
+    created = api.post("/api/v1/packs", json={"title": "手工附件", "items": [create_item(title="开户截图说明")]},
+                       headers=expert)
+    assert created.status_code == 201, created.text
+    pack = created.json()
+    path = f"/api/v1/packs/{pack['id']}/attachments"
+    shot = api.post(path, files={"file": ("开户截图.png", PNG)}, data={"position": "0"}, headers=expert)
+    assert shot.status_code == 201, shot.text
+    assert shot.json()["filename"] == "开户截图.png" and shot.json()["media_type"] == "image/png"
+    video = api.post(path, data={"url": "https://video.example-bank.cn/开户培训.mp4", "title": "开户培训视频"}, headers=expert)
+    assert video.status_code == 201 and video.json()["kind"] == "link"
+
+    refused = {
+        "svg": api.post(path, files={"file": ("图.svg", b"<svg onload=alert(1)>")}, headers=expert),
+        "empty": api.post(path, files={"file": ("空.png", b"")}, headers=expert),
+        "both": api.post(path, files={"file": ("a.png", PNG)}, data={"url": "https://x.example.cn/a"}, headers=expert),
+        "neither": api.post(path, data={"title": "无"}, headers=expert),
+        "javascript": api.post(path, data={"url": "javascript:alert(1)"}, headers=expert),
+        "no such item": api.post(path, files={"file": ("b.png", PNG)}, data={"position": "5"}, headers=expert),
+    }
+    for why, response in refused.items():
+        assert response.status_code == 422 and response.json()["error"] == "validation_failed", why
+    assert api.post(path, files={"file": ("c.png", PNG)}, headers=login("expert2")).status_code == 403
+    assert api.post(path, files={"file": ("c.png", PNG)}, headers=login("agent")).status_code == 403
+    listed = api.get(path, headers=expert).json()
+    assert sorted(a["filename"] for a in listed) == ["开户培训视频", "开户截图.png"]
+
+    assert api.delete(f"{path}/{video.json()['id']}", headers=login("expert2")).status_code == 403
+    assert api.delete(f"{path}/not-in-pack", headers=expert).status_code == 404
+    assert api.delete(f"{path}/{video.json()['id']}", headers=expert).status_code == 204
+    assert [a["filename"] for a in api.get(path, headers=expert).json()] == ["开户截图.png"]
+
+    approve(api, login, pack)
+    late = api.post(path, files={"file": ("d.png", PNG)}, headers=expert)
+    assert late.status_code == 409 and late.json()["error"] == "invalid_transition"
+    entry_id = api.get(f"/api/v1/packs/{pack['id']}", headers=expert).json()["items"][0]["entry_id"]
+    on_entry = api.get(f"/api/v1/entries/{entry_id}/attachments", headers=login("agent")).json()
+    assert [(a["filename"], a["id"]) for a in on_entry] == [("开户截图.png", shot.json()["id"])]
+    assert api.get(on_entry[0]["url"], headers=login("agent")).content == PNG
+    with Session(runtime.engine) as session:
+        actions = [e.action for e in session.exec(select(AuditEvent).where(AuditEvent.object_id == pack["id"])).all()]
+    assert actions.count("pack.attachment_add") == 2 and actions.count("pack.attachment_remove") == 1

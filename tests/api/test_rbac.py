@@ -38,6 +38,8 @@ MATRIX = [
     ("GET", "/api/v1/packs/nope", None, EDITORS, None),
     ("PUT", "/api/v1/packs/nope/file", None, AUTHORS, None),
     ("GET", "/api/v1/packs/nope/attachments", None, EDITORS, None),
+    ("POST", "/api/v1/packs/nope/attachments", None, AUTHORS, None),
+    ("DELETE", "/api/v1/packs/nope/attachments/ATT", None, AUTHORS, None),
     ("POST", "/api/v1/search", {"query": "房贷利率"}, STAFF, "search"),
     ("POST", "/api/v1/retrieve", {"query": "房贷利率"}, STAFF, "retrieve"),
     ("POST", "/api/v1/lint", {"text": "保本"}, EDITORS, None),

@@ -250,6 +250,77 @@ def test_expert_form_pack_reviewed_and_the_agent_sees_the_change(page_client, se
     assert "第 2 版" in entry and "版本对比" in entry and 'class="del">1万元' in entry and 'class="ins">1元' in entry
 
 
+def test_an_expert_attaches_a_screenshot_and_the_agent_downloads_it_from_the_card(page_client, seeded):
+    """The pack page lists attachments; its owner adds a file to an item and a link, removes the link;
+    a reviewer sees them and has no form; after approval the card (and the entry page) links the file,
+    which a signed-in agent downloads under its Chinese name — signed out, the login page."""
+    from tests.ingestion.test_attachments import PNG
+
+    expert = page_client("expert")
+    pack_url = _new_pack(expert)
+    page = expert.get(pack_url).text
+    assert "没有附件" in page and 'action="' + pack_url + '/attachments"' in page and "第 1 项：云岭稳享30天持有期理财" in page
+    token = csrf_of(page)
+    added = expert.post(pack_url + "/attachments", data={"csrf_token": token, "position": "0"},
+                        files={"file": ("产品说明书截图.png", PNG, "image/png")})
+    assert added.status_code == 303 and "msg=attachment_added" in added.headers["location"]
+    linked = expert.post(pack_url + "/attachments", data={"csrf_token": token, "url": "https://video.example-bank.cn/稳享.mp4",
+                                                           "title": "产品培训视频"}, files={"file": ("", b"")})
+    assert linked.status_code == 303
+    refused = expert.post(pack_url + "/attachments", data={"csrf_token": token},
+                          files={"file": ("脚本.svg", b"<svg onload=alert(1)>", "image/svg+xml")})
+    assert refused.status_code == 422 and "不支持的附件类型" in refused.text
+    page = expert.get(pack_url).text
+    assert "产品说明书截图.png" in page and "产品培训视频" in page and "（链接）" in page
+    assert expert.post(pack_url + f"/attachments/{_attachment_id(page, '产品培训视频')}/delete",
+                       data={"csrf_token": token}).status_code == 303
+    page = expert.get(pack_url).text
+    assert "产品培训视频" not in page and "产品说明书截图.png" in page
+
+    assert post(expert, pack_url + "/submit").status_code == 303
+    reviewer = page_client("reviewer")
+    review_page = reviewer.get(pack_url).text
+    assert "产品说明书截图.png" in review_page and 'action="' + pack_url + '/attachments"' not in review_page
+    assert reviewer.post(pack_url + "/approve", data={"csrf_token": csrf_of(review_page), "revision": "1"}).status_code == 303
+    seeded.drain_outbox()
+
+    agent = page_client("agent")
+    card = agent.get("/agent/cards/WM-030", headers=HTMX).text
+    assert "附件：" in card and "产品说明书截图.png" in card
+    download = _attachment_href(card, "产品说明书截图.png")
+    assert download in agent.get("/entries/WM-030").text
+    got = agent.get(download)
+    assert got.status_code == 200 and got.content == PNG and "filename*=UTF-8''" in got.headers["content-disposition"]
+    assert page_client(None).get(download).status_code == 303  # signed out: to the login page
+
+
+def _attachment_href(html: str, filename: str) -> str:
+    before = html[: html.index(f">{filename}</a>")]
+    return before[before.rindex('href="') + 6: before.rindex('"')]
+
+
+def _attachment_id(html: str, filename: str) -> str:
+    at = html.index(f"移除附件 {filename}")
+    action = html[html.rindex('action="', 0, at) + 8: at]
+    return action.split("/attachments/")[1].split("/")[0]
+
+
+def test_a_web_upload_keeps_the_files_that_came_with_it(page_client, seeded):
+    """Saving a ZIP from the upload page stores its media as the pack's attachments (as the API does)."""
+    from tests.ingestion.test_attachments import PNG, md
+    from tests.ingestion.test_parsers import zip_bytes
+
+    expert = page_client("expert")
+    token = csrf_of(expert.get("/expert/upload").text)
+    data = zip_bytes([("条目/开户.md", md("借记卡开户流程", entry_id="WEB-ATT", refs=["../图片/开户截图.png"])),
+                      ("图片/开户截图.png", PNG)])
+    saved = expert.post("/expert/upload", data={"csrf_token": token, "action": "save", "title": "开户资料"},
+                        files={"file": ("开户资料.zip", data, "application/zip")})
+    assert saved.status_code == 303
+    page = expert.get(saved.headers["location"].split("?")[0]).text
+    assert "开户截图.png" in page and "没有附件" not in page
+
+
 def test_four_eyes_is_a_clear_message(page_client, seeded):
     admin = page_client("admin")
     pack_url = _new_pack(admin)
