@@ -1,30 +1,25 @@
 """The admin dashboard's view model, and chart data drawn as server-side SVG (no scripts needed).
-
-The search-usage figures come from small adapter functions over `retrieval.logs.search_logs`
-(marked ANALYTICS ADAPTER below). When `retrieval/analytics/` offers the same numbers as service
-functions, point each adapter at it; the template does not change.
-"""
+Every figure comes from a service: workflow freshness and packs, `retrieval.analytics.searches`
+for the search log, `retrieval.analytics.quality` for evaluation runs."""
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session
 
-from kb.models import EntryVersion, SearchLog
+from kb.models import EntryVersion
 from kb.settings import Settings
 from kb.timeutil import to_local, utcnow
-from retrieval.logs import search_logs
-from retrieval.text import normalize
+from retrieval.analytics.quality import list_eval_runs
+from retrieval.analytics.searches import QueryCount, frequent_queries, recent_searches, searches_per_day
 from review_workflow import service as workflow
 from review_workflow.models import PackState
 from web import messages
 
-LOW_CONFIDENCE = 0.5
 DAYS = 14
-LOG_LIMIT = 20_000
 EVAL_METRIC = "hit@5"  # retrieval.evaluate reports hit@1/3/5, mrr@10, ndcg@10
 
 
@@ -71,14 +66,6 @@ class Chart:
 
 
 @dataclass
-class QueryCount:
-    query: str
-    count: int
-    last: datetime | None = None
-    confidence: float | None = None
-
-
-@dataclass
 class DashboardView:
     freshness: dict[str, Any]
     freshness_chart: Chart
@@ -93,55 +80,8 @@ class DashboardView:
     totals: dict[str, int] = field(default_factory=dict)
 
 
-# ---------------------------------------------------------------- ANALYTICS ADAPTERS
-# Each takes the search logs of the window; swap the body for retrieval.analytics when it lands.
-
-
-def recent_logs(*, session: Session, days: int = DAYS, now: datetime | None = None) -> list[SearchLog]:
-    now = now or utcnow()
-    return search_logs(session=session, since=now - timedelta(days=days), limit=LOG_LIMIT)
-
-
-def searches_per_day(logs: list[SearchLog], *, days: int = DAYS, now: datetime | None = None) -> list[tuple[date, int]]:
-    """ANALYTICS ADAPTER: searches (agents' and the bot's) per bank-local day, oldest first."""
-    today = to_local(now or utcnow()).date()  # type: ignore[union-attr]
-    counts = Counter(to_local(log.ts).date() for log in logs)  # type: ignore[union-attr]
-    return [(today - timedelta(days=n), counts.get(today - timedelta(days=n), 0)) for n in range(days - 1, -1, -1)]
-
-
-def _grouped(logs: list[SearchLog], limit: int) -> list[QueryCount]:
-    groups: dict[str, QueryCount] = {}
-    for log in logs:
-        key = normalize(log.query)
-        entry = groups.setdefault(key, QueryCount(log.query, 0, log.ts, log.confidence))
-        entry.count += 1
-        if entry.last is None or log.ts > entry.last:
-            entry.last, entry.query = log.ts, log.query
-    return sorted(groups.values(), key=lambda q: (-q.count, q.query))[:limit]
-
-
-def zero_result_queries(logs: list[SearchLog], *, limit: int = 10) -> list[QueryCount]:
-    """ANALYTICS ADAPTER: questions that found nothing — knowledge gaps."""
-    return _grouped([log for log in logs if not log.results], limit)
-
-
-def low_confidence_queries(logs: list[SearchLog], *, limit: int = 10) -> list[QueryCount]:
-    """ANALYTICS ADAPTER: questions answered below the hand-off confidence."""
-    return _grouped([log for log in logs if log.results and (log.confidence or 0.0) < LOW_CONFIDENCE], limit)
-
-
-def top_questions(logs: list[SearchLog], *, limit: int = 10) -> list[QueryCount]:
-    """ANALYTICS ADAPTER: the most frequent questions (normalised: script, width, case)."""
-    return _grouped(logs, limit)
-
-
 def eval_history(*, session: Session, limit: int = 10) -> list[dict[str, Any]]:
-    """ANALYTICS ADAPTER: the latest retrieval evaluation runs, oldest first, as {ts, dataset, metrics}
-    (retrieval.analytics.quality.list_eval_runs; empty while that module is absent)."""
-    try:
-        from retrieval.analytics.quality import list_eval_runs
-    except ImportError:
-        return []
+    """The latest retrieval evaluation runs, oldest first, as {ts, dataset, metrics}."""
     runs = list_eval_runs(session=session, limit=limit)
     return [{"ts": r.ts, "dataset": r.dataset, "metrics": r.metrics} for r in runs]
 
@@ -165,8 +105,8 @@ def dashboard_view(*, session: Session, settings: Settings, now: datetime | None
     overdue = sum(1 for p in packs if workflow.is_overdue(p, now))
     states = [Bar(messages.STATE_LABELS[s.value], by_state.get(s.value, 0), str(by_state.get(s.value, 0)),
                   "warn" if s == PackState.SUBMITTED and overdue else "normal") for s in PackState]
-    logs = recent_logs(session=session, now=now)
-    per_day = searches_per_day(logs, now=now)
+    logs = recent_searches(session=session, days=DAYS, now=now)
+    per_day = searches_per_day(logs, days=DAYS, now=now)
     runs = eval_history(session=session)
     eval_chart = None
     if runs:
@@ -180,9 +120,9 @@ def dashboard_view(*, session: Session, settings: Settings, now: datetime | None
         states_chart=Chart("更新包状态分布", states),
         searches_chart=Chart(f"近 {DAYS} 天每日检索量", [Bar(f"{d:%m-%d}", n, str(n)) for d, n in per_day],
                              row_height=18, label_width=50),
-        zero_results=zero_result_queries(logs),
-        low_confidence=low_confidence_queries(logs),
-        top_questions=top_questions(logs),
+        zero_results=frequent_queries(logs, kind="zero"),
+        low_confidence=frequent_queries(logs, kind="low"),
+        top_questions=frequent_queries(logs),
         stale=workflow.stale_entries(session=session, today=to_local(now).date()),  # type: ignore[union-attr]
         eval_runs=runs,
         eval_chart=eval_chart,

@@ -62,3 +62,28 @@ def test_feedback_ranking_and_unused_entries(session):
     assert unused == {b.entry_id, d.entry_id}  # a searched, c shown as a card; b only before the window
     assert unused_entries(session=session, days=90, until=now) == []  # all too new to judge
     assert len(unused_entries(session=session, days=90, until=now, include_new=True)) == 4
+
+
+def test_dashboard_search_figures_per_day_and_by_normalised_question(session):
+    """Per bank-local day (a search at 23:30 Beijing time counts on that day, not the UTC one) and the
+    questions asked most, found nothing, or answered below the hand-off line, grouped by script,
+    width and case; only the window's logs count."""
+    from datetime import date
+
+    from retrieval.analytics.searches import frequent_queries, recent_searches, searches_per_day
+
+    now = datetime(2026, 11, 25, 4, 0, tzinfo=UTC)  # 12:00 in Shanghai
+    log(session, "房贷利率", now - timedelta(minutes=5), confidence=0.9)
+    log(session, "房貸利率", now - timedelta(hours=1), confidence=0.9)
+    log(session, "ＬＰＲ是什么", now - timedelta(hours=2), confidence=0.3)
+    log(session, "lpr是什么", datetime(2026, 11, 23, 15, 30, tzinfo=UTC), confidence=0.3)  # 23:30 on the 23rd, Beijing
+    log(session, "外币现钞预约", now - timedelta(hours=3), results=[], confidence=0.0)
+    log(session, "很久以前的问题", now - timedelta(days=30), results=[], confidence=0.0)
+    session.commit()
+    logs = recent_searches(session=session, days=3, now=now)
+    assert len(logs) == 5
+    assert searches_per_day(logs, days=3, now=now) == [(date(2026, 11, 23), 1), (date(2026, 11, 24), 0),
+                                                       (date(2026, 11, 25), 4)]
+    assert [(q.query, q.count) for q in frequent_queries(logs)] == [("房贷利率", 2), ("ＬＰＲ是什么", 2), ("外币现钞预约", 1)]
+    assert [(q.query, q.count) for q in frequent_queries(logs, kind="zero")] == [("外币现钞预约", 1)]
+    assert [(q.query, q.count) for q in frequent_queries(logs, kind="low")] == [("ＬＰＲ是什么", 2)]
