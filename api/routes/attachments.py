@@ -1,10 +1,12 @@
 """Attachments (original documents, images, training videos, links): download for signed-in staff only."""
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import quote
 
 from fastapi import APIRouter
 from fastapi.responses import FileResponse, RedirectResponse, Response
+from sqlmodel import Session
 
 from api.deps import RuntimeDep, SessionDep, Staff
 from kb import attachments
@@ -26,7 +28,7 @@ def download(attachment_id: str, caller: Staff, runtime: RuntimeDep, session: Se
     return download_response(session=session, root=runtime.settings.resolved_data_dir, attachment_id=attachment_id)
 
 
-def download_response(*, session, root, attachment_id: str) -> Response:  # type: ignore[no-untyped-def]
+def download_response(*, session: Session, root: Path, attachment_id: str) -> Response:
     """The download of one attachment, for the API and the pages alike."""
     row, path = attachments.open_download(session=session, root=root, attachment_id=attachment_id)
     if path is None:
