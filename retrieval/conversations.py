@@ -67,13 +67,15 @@ class Coalescer:
     A final utterance waits for the conversation's lock. A partial is looked at only if it brings
     topic words the last partial looked at did not, no sooner than PARTIAL_INTERVAL_S after it, and
     while nothing else runs for the conversation; otherwise it is answered with the current cards —
-    the next partial or the final one carries the newer text anyway."""
+    the next partial or the final one carries the newer text anyway. Partials are optional work: while
+    any conversation's final utterance is being worked on (`finals_running`), they are not looked at."""
 
     def __init__(self, max_conversations: int = 10_000) -> None:
         # id -> [lock, last partial time, its words, (revision, cards) last built]
         self._slots: OrderedDict[str, list] = OrderedDict()
         self._guard = threading.Lock()
         self.max = max_conversations
+        self._finals = 0  # final utterances being worked on, all conversations
 
     def _slot(self, conversation_id: str) -> list:  # type: ignore[type-arg]
         with self._guard:
@@ -99,12 +101,21 @@ class Coalescer:
         if slot[3] is None or slot[3][0] <= revision:
             slot[3] = (revision, cards)
 
+    def finals_running(self) -> int:
+        return self._finals
+
     @contextmanager
     def final(self, conversation_id: str) -> Iterator[bool]:
         slot = self._slot(conversation_id)
-        with slot[0]:
-            slot[2] = ()  # the next utterance starts afresh
-            yield True
+        with self._guard:
+            self._finals += 1
+        try:
+            with slot[0]:
+                slot[2] = ()  # the next utterance starts afresh
+                yield True
+        finally:
+            with self._guard:
+                self._finals -= 1
 
     @contextmanager
     def partial(self, conversation_id: str, words: tuple[str, ...]) -> Iterator[bool]:
@@ -214,10 +225,11 @@ def add_utterance(*, engine: Engine, tracker: TopicTracker, conversation_id: str
         raise ValidationFailed(f"单条发言不超过 {MAX_TEXT} 字 text longer than {MAX_TEXT}",
                                errors=[{"field": "text", "message": f"max {MAX_TEXT} characters"}])
     coalescer = coalescer or Coalescer()
-    words = () if final else tuple(tracker.domain_terms(content_of(text)))
-    # A partial is optional work: while the query encoder is busy it waits for the final utterance.
-    busy = not final and bool(getattr(tracker.searcher.embedder, "busy", False))
-    gate = coalescer.final(conversation_id) if final else coalescer.partial(conversation_id, () if busy else words)
+    # A partial is optional work: while a final utterance (any conversation's) is being worked on or the
+    # query encoder is busy, it waits for its own final utterance.
+    busy = not final and (coalescer.finals_running() > 0 or bool(getattr(tracker.searcher.embedder, "busy", False)))
+    words = () if final or busy else tuple(tracker.domain_terms(content_of(text)))
+    gate = coalescer.final(conversation_id) if final else coalescer.partial(conversation_id, words)
     with gate as looked_at:
         if not final and not looked_at:
             return _coalesced(engine, coalescer, conversation_id, notice_days, started)

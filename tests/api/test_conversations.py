@@ -172,6 +172,21 @@ def test_a_flood_of_partials_is_coalesced(demo_api, login):
     assert "KB-S009" in [c["entry_id"] for c in final["cards"]]
 
 
+def test_partials_wait_while_any_final_utterance_is_worked_on(demo_api, login):
+    """Partials are optional work: while another conversation's final utterance is in hand, a partial is
+    answered from the current cards unread; afterwards one with new topic words is looked at again."""
+    h = login("agent")
+    cid = open_conversation(demo_api, h)["id"]
+    coalescer = demo_api.app.state.runtime.coalescer
+    with coalescer.final("another-conversation"):
+        assert coalescer.finals_running() == 1
+        waiting = say(demo_api, h, cid, "大额存单能提前支取吗", final=False)
+        assert waiting["coalesced"] and waiting["cards"] == []
+    assert coalescer.finals_running() == 0
+    looked_at = say(demo_api, h, cid, "大额存单能提前支取吗", final=False)
+    assert not looked_at["coalesced"]
+
+
 def test_websocket_pushes_changes_and_resumes_from_the_current_cards(demo_api, login):
     h = login("agent")
     token = h["Authorization"].split()[1]
