@@ -11,10 +11,10 @@ from sqlmodel import Session, col, select
 from ingestion.parsers import MEDIA_EXTENSIONS
 from kb import attachments as kb_attachments
 from kb import audit
-from kb.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
+from kb.errors import NotFound, ValidationFailed
 from kb.models import Actor, Attachment, AttachmentLink
 from review_workflow import service as workflow
-from review_workflow.models import ItemOp, PackItem, PackState, UpdatePack
+from review_workflow.models import ItemOp, PackItem, UpdatePack
 
 # What may be attached on its own: media (as in a ZIP) and the document formats packs come in.
 FILE_EXTENSIONS = (*MEDIA_EXTENSIONS, ".pdf", ".docx", ".xlsx")
@@ -71,14 +71,10 @@ def remove_attachment(*, session: Session, pack_id: str, attachment_id: str, act
 
 
 def _own_draft(session: Session, pack_id: str, actor: Actor) -> UpdatePack:
-    pack = workflow.get_pack(session=session, pack_id=pack_id)
-    if pack.submitter != actor.username:
-        raise PermissionDenied("只能修改自己草稿的附件 only the submitter may change this draft's attachments",
-                               details={"pack_id": pack.id, "submitter": pack.submitter})
-    if pack.state != PackState.DRAFT:
-        raise InvalidTransition(f"只有草稿可以增删附件（当前状态「{pack.state}」）only a draft's attachments can change; "
-                                f"this pack is {pack.state!r}", details={"pack_id": pack.id, "state": pack.state})
-    return pack
+    return workflow.own_draft(session=session, pack_id=pack_id, actor=actor,
+                              not_yours="只能修改自己草稿的附件 only the submitter may change this draft's attachments",
+                              not_draft="只有草稿可以增删附件（当前状态「{state}」）only a draft's attachments can change; "
+                                        "this pack is {state!r}")
 
 
 def _check_position(session: Session, pack: UpdatePack, position: int | None) -> None:

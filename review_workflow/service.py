@@ -14,7 +14,7 @@ from sqlmodel import Session, col, select
 from kb import attachments as kb_attachments
 from kb import audit, metrics
 from kb import service as kb_service
-from kb.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from kb.errors import Conflict, InvalidTransition, NotFound, PermissionDenied, ValidationFailed
 from kb.models import ENTRY_FIELDS, Actor, Entry, EntryCreate, EntryVersion, Role, VersionContent
 from kb.timeutil import to_utc, utcnow
 from review_workflow import lint
@@ -184,6 +184,17 @@ def _own(pack: UpdatePack, actor: Actor, action: str) -> None:
     if pack.submitter != actor.username:
         raise PermissionDenied(f"只能{action}自己的更新包 only the submitter may {action} this pack",
                                details={"pack_id": pack.id, "submitter": pack.submitter})
+
+
+def own_draft(*, session: Session, pack_id: str, actor: Actor, not_yours: str, not_draft: str) -> UpdatePack:
+    """The pack, if it is `actor`'s draft: PermissionDenied (`not_yours`) for anyone else's, InvalidTransition
+    (`not_draft`, formatted with `state`) once it has left the draft state."""
+    pack = get_pack(session=session, pack_id=pack_id)
+    if pack.submitter != actor.username:
+        raise PermissionDenied(not_yours, details={"pack_id": pack.id, "submitter": pack.submitter})
+    if pack.state != PackState.DRAFT:
+        raise InvalidTransition(not_draft.format(state=pack.state), details={"pack_id": pack.id, "state": pack.state})
+    return pack
 
 
 def _audit(session: Session, pack: UpdatePack, actor: Actor, action: str, **detail: Any) -> None:

@@ -14,11 +14,11 @@ from sqlmodel import Session
 from ingestion.parsers import Attachment, Limits, ParsedItem, ParsedPack, parse_upload
 from kb import attachments as kb_attachments
 from kb import service as kb_service
-from kb.errors import InvalidTransition, PermissionDenied, ValidationFailed
+from kb.errors import ValidationFailed
 from kb.models import Actor, Entry, EntryCreate, VersionContent
 from review_workflow import lint
 from review_workflow import service as workflow
-from review_workflow.models import ItemOp, PackState, UpdatePack
+from review_workflow.models import ItemOp, UpdatePack
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 
@@ -155,14 +155,10 @@ def pack_from_upload(*, session: Session, filename: str, data: bytes, actor: Act
 
 
 def _replaceable(session: Session, pack_id: str, actor: Actor) -> UpdatePack:
-    pack = workflow.get_pack(session=session, pack_id=pack_id)
-    if pack.submitter != actor.username:
-        raise PermissionDenied("只能替换自己的草稿 only the submitter may replace this draft",
-                               details={"pack_id": pack.id, "submitter": pack.submitter})
-    if pack.state != PackState.DRAFT:
-        raise InvalidTransition(f"只有草稿可以重新上传替换（当前状态「{pack.state}」）only a draft can be replaced by a "
-                                f"new file; this pack is {pack.state!r}", details={"pack_id": pack.id, "state": pack.state})
-    return pack
+    return workflow.own_draft(session=session, pack_id=pack_id, actor=actor,
+                              not_yours="只能替换自己的草稿 only the submitter may replace this draft",
+                              not_draft="只有草稿可以重新上传替换（当前状态「{state}」）only a draft can be replaced by a "
+                                        "new file; this pack is {state!r}")
 
 
 def _store_attachments(session: Session, root: Path, pack: UpdatePack, items: list[ParsedItem],
