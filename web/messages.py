@@ -112,10 +112,23 @@ def error_title(error: ZhikuError) -> str:
     return GENERIC_ERROR
 
 
+def file_size(size: int | None) -> str:
+    """A byte count for people, binary units, one decimal below 10: 1 536 → "1.5 KB", 2 048 → "2 KB",
+    52 428 800 → "50 MB"."""
+    value = float(size or 0)
+    for unit in ("B", "KB", "MB"):
+        if value < 1024 or unit == "MB":
+            break
+        value /= 1024
+    if unit == "B":
+        return f"{int(value)} B"
+    shown = f"{value:.1f}".removesuffix(".0") if value < 10 else f"{value:.0f}"
+    return f"{shown} {unit}"
+
+
 def too_large(limit: int) -> str:
     """What a page says when the browser sent more than the server takes (nothing was saved)."""
-    size = f"{limit / 1024 / 1024:g} MB" if limit >= 1024 * 1024 else f"{limit / 1024:g} KB"
-    return f"提交的内容超过上限 {size}，未保存任何内容。请拆分文件或压缩后重新上传。"
+    return f"提交的内容超过上限 {file_size(limit)}，未保存任何内容。请拆分文件或压缩后重新上传。"
 
 
 def chinese_part(message: str) -> str:

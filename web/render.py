@@ -109,18 +109,6 @@ def category_label(value: str | None) -> str:
         return value
 
 
-def file_size(size: int | None) -> str:
-    """1 536 → "1.5 KB" (binary units, one decimal below 10)."""
-    value = float(size or 0)
-    for unit in ("B", "KB", "MB"):
-        if value < 1024 or unit == "MB":
-            break
-        value /= 1024
-    if unit == "B":
-        return f"{int(value)} B"
-    return f"{value:.1f} {unit}" if value < 10 else f"{value:.0f} {unit}"
-
-
 @lru_cache(maxsize=1)
 def environment() -> Environment:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined,
@@ -131,7 +119,7 @@ def environment() -> Environment:
                        state=lambda v: messages.STATE_LABELS.get(v, v), op=lambda v: messages.OP_LABELS.get(v, v),
                        role=lambda v: messages.ROLE_LABELS.get(v, v), field=lambda v: _field_label(v),
                        severity=lambda v: messages.SEVERITY_LABELS.get(v, v), compact_json=canonical_json,
-                       filesize=file_size)
+                       filesize=messages.file_size)
     env.globals.update(msg=messages, changed_message=CHANGED_MESSAGE, categories=CATEGORY_LABELS, product_types=messages.PRODUCT_TYPE_LABELS,
                        risk_levels=("R1", "R2", "R3", "R4", "R5"))
     return env

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.background import BackgroundTask
 
 from api.deps import RuntimeDep
-from api.routes.attachments import download_response
+from api.downloads import download_response
 from api.live import conversation_events as live_events
 from api.live import current_revision
 from ingestion.parsers import Limits, write_template

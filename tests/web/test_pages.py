@@ -400,6 +400,16 @@ def test_upload_preview_then_save(page_client):
     assert "周更新" in expert.get(saved.headers["location"]).text
 
 
+@pytest.mark.parametrize(("size", "shown"), [(None, "0 B"), (900, "900 B"), (1536, "1.5 KB"), (2048, "2 KB"),
+                                             (20 * 1024, "20 KB"), (50 * 1024 * 1024, "50 MB"), (3 * 1024 ** 3, "3072 MB")])
+def test_byte_counts_read_the_same_on_every_page(size, shown):
+    """One formatter for attachment sizes (the `filesize` filter) and the 413 page's limit."""
+    from web import messages
+
+    assert messages.file_size(size) == shown
+    assert f"上限 {shown}，" in messages.too_large(size or 0)
+
+
 def test_an_upload_over_the_limit_gets_a_page_not_json(runtime, seeded):
     """Refused before the body is read (declared length over ZHIKU_UPLOAD_MAX_BYTES): a browser gets
     the 413 page in Chinese (htmx: the message area), an API call its JSON error; nothing is saved."""
