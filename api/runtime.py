@@ -52,10 +52,13 @@ class Runtime:
     _worker: OutboxWorker | None = None
     _tracker: TopicTracker | None = None
     live: LiveHub = field(default_factory=LiveHub)
-    coalescer: Coalescer = field(default_factory=Coalescer)
+    coalescer: Coalescer = field(init=False)
     watcher: ChangeWatcher = field(default_factory=ChangeWatcher)
     _profiles: dict[str, EntryProfile] = field(default_factory=dict)
     _lock: threading.RLock = field(default_factory=threading.RLock)
+
+    def __post_init__(self) -> None:
+        self.coalescer = Coalescer(lanes=self.settings.live_lanes)
 
     @classmethod
     def open(cls, settings: Settings, *, require_schema: bool = True, embedder: Embedder | None = None,

@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     sla_hours: float = Field(default=24.0, description="Review SLA: a submitted pack is overdue this many hours later.")
     notice_days: float = Field(default=7.0, description="How long a changed entry's card carries the change marker.")
     max_cards: int = Field(default=3, ge=1, le=10, description="Cards shown at most in a live conversation's sidebar.")
+    live_lanes: int = Field(default=2, ge=1, le=64, description="Live-conversation utterances one server process works on at once; the others wait their turn (2 measured best on 2 cores, docs/BENCHMARKS.md).")
 
     @cached_property
     def resolved_data_dir(self) -> Path:

@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 
 from kb import audit, service
 from kb.db import read_only, session_scope
-from kb.errors import Conflict, NotFound, ValidationFailed
+from kb.errors import Conflict, NotFound, Unavailable, ValidationFailed
 from kb.models import Actor, Category, Entry
 from kb.timeutil import to_utc, utcnow
 from retrieval.cards import Card, build_card
@@ -62,20 +62,29 @@ class ConversationView:
 
 
 class Coalescer:
-    """Per-conversation serialisation and partial coalescing, bounded (no queue ever grows).
+    """Per-conversation serialisation, admission and partial coalescing, bounded (no queue ever grows).
 
-    A final utterance waits for the conversation's lock. A partial is looked at only if it brings
-    topic words the last partial looked at did not, no sooner than PARTIAL_INTERVAL_S after it, and
-    while nothing else runs for the conversation; otherwise it is answered with the current cards —
-    the next partial or the final one carries the newer text anyway. Partials are optional work: while
-    any conversation's final utterance is being worked on (`finals_running`), they are not looked at."""
+    A final utterance waits for the conversation's lock, then for one of `lanes` places shared by all
+    conversations: only that many utterances are worked on at once, the others wait their turn without
+    taking the CPU. Most of an utterance's work holds Python's GIL, so letting every request run at once
+    only makes them take turns in 5 ms slices — each finishes as late as the slowest; with few lanes
+    they finish in the order they came (the 50-conversation benchmark on 2 cores: push p95 0.9–1.2 s
+    unbounded, 0.3–0.5 s with two lanes; docs/BENCHMARKS.md). A final that finds no lane within
+    `wait_s` is refused as busy rather than queued for ever.
+    A partial is looked at only if it brings topic words the last partial looked at did not, no sooner
+    than PARTIAL_INTERVAL_S after it, while nothing else runs for the conversation and a lane is free;
+    otherwise it is answered with the current cards — the next partial or the final one carries the
+    newer text anyway. Partials are optional work: while any conversation's final utterance is being
+    worked on (`finals_running`), they are not looked at."""
 
-    def __init__(self, max_conversations: int = 10_000) -> None:
+    def __init__(self, max_conversations: int = 10_000, *, lanes: int = 2, wait_s: float = 15.0) -> None:
         # id -> [lock, last partial time, its words, (revision, cards) last built]
         self._slots: OrderedDict[str, list] = OrderedDict()
         self._guard = threading.Lock()
         self.max = max_conversations
-        self._finals = 0  # final utterances being worked on, all conversations
+        self._finals = 0  # final utterances being worked on or waiting, all conversations
+        self._lanes = threading.BoundedSemaphore(max(1, lanes))
+        self.wait_s = wait_s
 
     def _slot(self, conversation_id: str) -> list:  # type: ignore[type-arg]
         with self._guard:
@@ -110,9 +119,16 @@ class Coalescer:
         with self._guard:
             self._finals += 1
         try:
+            # Always the conversation's lock first, then a lane: a lane's holder never waits for a lock.
             with slot[0]:
-                slot[2] = ()  # the next utterance starts afresh
-                yield True
+                if not self._lanes.acquire(timeout=self.wait_s):
+                    raise Unavailable("实时卡片服务繁忙，请稍后重试 live cards busy, retry",
+                                      details={"conversation_id": conversation_id})
+                try:
+                    slot[2] = ()  # the next utterance starts afresh
+                    yield True
+                finally:
+                    self._lanes.release()
         finally:
             with self._guard:
                 self._finals -= 1
@@ -127,8 +143,14 @@ class Coalescer:
             yield False
             return
         try:
-            slot[1], slot[2] = now, words
-            yield True
+            if not self._lanes.acquire(blocking=False):
+                yield False
+                return
+            try:
+                slot[1], slot[2] = now, words
+                yield True
+            finally:
+                self._lanes.release()
         finally:
             slot[0].release()
 
