@@ -6,6 +6,7 @@ conversation's WebSocket (when the cards changed) and to the HTTP answer (always
 
     .venv/bin/python bench/live_cards.py                    # starts its own server on the demo KB
     .venv/bin/python bench/live_cards.py --url http://127.0.0.1:8000 --json
+    .venv/bin/python bench/live_cards.py --repeat 3 --json  # three fresh servers; medians
 """
 from __future__ import annotations
 
@@ -170,6 +171,32 @@ async def run(url: str, args) -> dict:  # type: ignore[no-untyped-def]
     }
 
 
+def one_run(args) -> dict:  # type: ignore[no-untyped-def]
+    if args.url:
+        return asyncio.run(run(args.url, args))
+    with own_server(args.workers) as (url, pid):
+        before = cpu_seconds(pid)
+        report = asyncio.run(run(url, args))
+        # CPU the server spent per answered final utterance (partials included): steadier than
+        # latency on a shared machine, where other tenants stretch the tail.
+        report["server_cpu_s"] = round(cpu_seconds(pid) - before, 1)
+        report["server_cpu_ms_per_final"] = round(1000 * report["server_cpu_s"] / max(1, report["finals"]), 1)
+        return report
+
+
+def summarise(runs: list[dict]) -> dict:
+    """Several runs: each one's report, the medians of the latencies and CPU, the sums of the counts."""
+    keys = ("push_p50_ms", "push_p95_ms", "response_p95_ms", "partial_p95_ms", "server_cpu_ms_per_final")
+    summary: dict = {"runs": len(runs), "finals": sum(r["finals"] for r in runs),
+                     "errors": sum(r["errors"] for r in runs)}
+    for key in keys:
+        values = [r[key] for r in runs if r.get(key) is not None]
+        summary[f"median_{key}"] = round(statistics.median(values), 1) if values else None
+    summary["push_p95_ms_each"] = [r["push_p95_ms"] for r in runs]
+    summary["each"] = runs
+    return summary
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", help="a running server with the demo knowledge base (default: start one)")
@@ -178,18 +205,13 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=2.0)
     parser.add_argument("--partials", type=int, default=2)
     parser.add_argument("--workers", type=int, default=1, help="server processes when starting one")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="runs, each on a fresh server and data copy; the report adds each run and the medians "
+                             "(on a shared host one run's tail says little)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    if args.url:
-        report = asyncio.run(run(args.url, args))
-    else:
-        with own_server(args.workers) as (url, pid):
-            before = cpu_seconds(pid)
-            report = asyncio.run(run(url, args))
-            # CPU the server spent per answered final utterance (partials included): steadier than
-            # latency on a shared machine, where other tenants stretch the tail.
-            report["server_cpu_s"] = round(cpu_seconds(pid) - before, 1)
-            report["server_cpu_ms_per_final"] = round(1000 * report["server_cpu_s"] / max(1, report["finals"]), 1)
+    runs = [one_run(args) for _ in range(max(1, args.repeat))]
+    report = runs[0] if len(runs) == 1 else summarise(runs)
     if args.json:
         print(json.dumps(report, ensure_ascii=False))
     else:
