@@ -68,8 +68,8 @@ class Coalescer:
     conversations: only that many utterances are worked on at once, the others wait their turn without
     taking the CPU. Most of an utterance's work holds Python's GIL, so letting every request run at once
     only makes them take turns in 5 ms slices — each finishes as late as the slowest; with few lanes
-    they finish in the order they came (the 50-conversation benchmark on 2 cores: push p95 0.9–1.2 s
-    unbounded, 0.3–0.5 s with two lanes; docs/BENCHMARKS.md). A final that finds no lane within
+    they finish in the order they came (the 50-conversation benchmark on 2 cores: median push p95 0.72 s
+    unbounded, 0.37 s with two lanes; docs/BENCHMARKS.md). A final that finds no lane within
     `wait_s` is refused as busy rather than queued for ever.
     A partial is looked at only if it brings topic words the last partial looked at did not, no sooner
     than PARTIAL_INTERVAL_S after it, while nothing else runs for the conversation and a lane is free;
