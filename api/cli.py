@@ -5,7 +5,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from typing import Annotated
 
 import typer
@@ -131,6 +131,9 @@ def _sync(runtime: Runtime, *, rebuild: bool) -> None:
     with Progress(transient=True, console=err) as bar:
         task = bar.add_task("索引 indexing", total=None)
         report = runtime.sync_index(rebuild=rebuild, progress=lambda n: bar.advance(task, n))
+    if report.replaced_embedder:
+        out.print(f"编码器已更换 embedder changed: the index held vectors of {report.replaced_embedder}; "
+                  f"every version re-embedded with {runtime.embedder.name}")
     out.print(
         f"索引已同步 index in sync: {report.versions_indexed} versions embedded ({report.points_written} chunks), "
         + (f"names added to {report.versions_named} versions, " if report.versions_named else "") +
@@ -226,9 +229,9 @@ def models_prepare(
     force: Annotated[bool, typer.Option(help="Rebuild even if the folder is already prepared.")] = False,
 ) -> None:
     """Build the bundled multilingual-e5-small into <data_dir>/models once, and verify it (offline); export
-    the model's ONNX query encoder (also for a model of your own named by ZHIKU_EMBED_MODEL)."""
+    the model's ONNX encoders, fp32 and int8 (also for a model of your own named by ZHIKU_EMBED_MODEL)."""
     from ingestion.model_prepare import prepare_e5_model, verify_model
-    from ingestion.onnx_export import export_onnx
+    from ingestion.onnx_export import export_onnx, quantize_int8
 
     settings = _settings()
     if settings.embed_model:
@@ -238,8 +241,9 @@ def models_prepare(
         path = prepare_e5_model(settings.model_path, force=force)
         cosine = verify_model(path)
         out.print(f"模型就绪 model ready: {path} (verified, min cosine {cosine:.5f})")
-    if settings.query_encoder == "onnx":
-        out.print(f"查询编码器 ONNX query encoder: {export_onnx(path, force=force)} (verified against PyTorch)")
+    if settings.encoder != "torch":  # both, so ZHIKU_ENCODER can switch without another prepare
+        out.print(f"ONNX 编码器 fp32 ONNX encoder: {export_onnx(path, force=force)} (verified against PyTorch)")
+        out.print(f"ONNX 编码器 int8 ONNX encoder: {quantize_int8(path, force=force)} (verified against fp32)")
 
 
 @app.command()
@@ -258,6 +262,8 @@ def reindex(
                 return
             err.print(f"DRIFT: {len(drift.missing)} versions missing, {len(drift.extra)} extra, {len(drift.partial)} partial "
                       "(in the chunk index or the names index; `zhiku reindex` rebuilds both)")
+            if drift.other_embedder:
+                err.print(f"  embedder: the index holds vectors of {drift.other_embedder}, not {runtime.embedder.name}")
             for label, ids in (("missing", drift.missing), ("extra", drift.extra), ("partial", drift.partial)):
                 for vid in ids[:20]:
                     err.print(f"  {label}: {vid}")
@@ -325,6 +331,7 @@ def worker(
     import threading
 
     with _runtime() as runtime:
+        runtime.indexer.require_own_vectors()
         if once:
             out.print(f"已应用 applied {runtime.drain_outbox()} outbox events")
             return
@@ -529,7 +536,8 @@ def serve(
         err.print("错误 error: --workers > 1 needs a Qdrant server (ZHIKU_QDRANT_URL): the embedded index "
                   "belongs to one process. Use PostgreSQL + Qdrant server for scale-out (docs/deployment.md).")
         raise typer.Exit(2)
-    Runtime.open(settings).close()  # fail fast with a clear message before binding the port
+    with closing(Runtime.open(settings)) as runtime:  # fail fast with a clear message before binding the port
+        runtime.indexer.require_own_vectors()
     base = f"http://{host}:{port}"
     out.print(f"知库 Zhiku serving on {base}  (web pages {base}/login, health {base}/healthz, API docs {base}/docs)")
     _print_demo_logins_if_present(settings)

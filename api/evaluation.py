@@ -75,7 +75,9 @@ def evaluate_retrieval(
             return [mapping.name(h.entry_id, h.version) for h in response.hits], response.took_ms
 
         results = run_queries(questions, ranker, progress=_stepper(progress, "query", len(questions)))
+        encoder = runtime.embedder.name
     report = score(results)
+    report["embedder"] = encoder  # which encoder's vectors the numbers come from (ZHIKU_ENCODER)
     report["corpus"] = str(corpus)
     report["queries"] = str(queries)
     return report, results
@@ -97,7 +99,9 @@ def evaluate_conversations(
             results.append(play_dialog(dialog, tracker, name=lambda e: corpus_id.get(e, e)))
             if step:
                 step(1)
+        encoder = runtime.embedder.name
     report = score_dialogs(results, max_cards=tracker.config.max_cards)
+    report["embedder"] = encoder
     report["corpus"] = str(corpus)
     report["dialogs"] = str(dialogs)
     return report, results

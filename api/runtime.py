@@ -75,7 +75,7 @@ class Runtime:
         with self._lock:
             if self._embedder is None:
                 self._embedder = BatchingEmbedder(SentenceTransformerEmbedder(
-                    self.settings.model_path, query_batch_size=64, onnx_queries=self.settings.query_encoder == "onnx"))
+                    self.settings.model_path, query_batch_size=64, encoder=self.settings.encoder))
             return self._embedder
 
     @property

@@ -10,6 +10,7 @@ from sqlmodel import Session
 
 from ingestion.chunking import DEFAULT_CHUNK_CHARS, chunk_version, entry_names
 from kb import service
+from kb.errors import Unavailable
 from kb.models import EntryVersion
 from kb.timeutil import epoch
 from retrieval.embedding import Embedder
@@ -18,6 +19,7 @@ from retrieval.text import Analyzer
 
 POINT_NAMESPACE = uuid.UUID("7b0c7f1e-4f4e-4f7a-9a53-6b6e7a686b75")
 Progress = Callable[[int], None]
+UNRECORDED = "未记录的编码器 an unrecorded embedder"
 
 
 def point_id(version_id: str, chunk: int) -> str:
@@ -41,6 +43,7 @@ class SyncReport:
     windows_updated: int
     versions_removed: int
     versions_named: int = 0  # versions whose names alone were (re)written (a store from before names)
+    replaced_embedder: str | None = None  # the index held another embedder's vectors: all were re-embedded
 
 
 @dataclass(frozen=True)
@@ -48,10 +51,11 @@ class DriftReport:
     missing: list[str]  # version ids in the DB (with a non-empty window) but not in the index
     extra: list[str]  # version ids in the index but not in the DB
     partial: list[str]  # version ids whose chunk count differs
+    other_embedder: str | None = None  # the index holds another embedder's vectors (`zhiku reindex` re-embeds)
 
     @property
     def ok(self) -> bool:
-        return not (self.missing or self.extra or self.partial)
+        return not (self.missing or self.extra or self.partial or self.other_embedder)
 
 
 class Indexer:
@@ -71,8 +75,32 @@ class Indexer:
         return [self.index] if self.names is None else [self.index, self.names]
 
     def ensure_ready(self) -> None:
+        """Create the collections; an empty one records the embedder whose vectors it will hold."""
         for index in self.indexes:
             index.ensure_collection(dim=self.embedder.dim)
+            if index.embedder() != self.embedder.name and index.count() == 0:
+                index.set_embedder(self.embedder.name)
+
+    def other_embedder(self) -> str | None:
+        """What built the index when it is not this embedder: its recorded name, or «unrecorded» for
+        points from before recording (vectors of unknown origin are treated as another embedder's)."""
+        for index in self.indexes:
+            recorded = index.embedder()
+            if recorded == self.embedder.name or index.count() == 0:  # an empty index mixes nothing
+                continue
+            return recorded or UNRECORDED
+        return None
+
+    def require_own_vectors(self) -> None:
+        """Refuse to work on an index holding another embedder's vectors (a changed ZHIKU_ENCODER or model):
+        its scores would mean nothing and new points would mix two vector spaces."""
+        other = self.other_embedder()
+        if other is not None:
+            raise self._refusal(other)
+
+    def _refusal(self, other: str) -> Unavailable:
+        return Unavailable(f"向量索引由 {other} 生成，当前编码器为 {self.embedder.name} — run `zhiku reindex` to "
+                           "re-embed the index with the configured encoder (ZHIKU_ENCODER)")
 
     def points(self, windows: Iterable[service.Window]) -> list[ChunkPoint]:
         """Embed and build the chunk points of the given version windows."""
@@ -129,8 +157,13 @@ class Indexer:
         refresh the validity of the others. `full` means the windows are the whole database, so index
         points of versions not among them are removed. Touches no database: callers read the windows
         in a short transaction and embed outside it. A names index that lacks versions the chunk index
-        has (a store from before names were indexed) gets just their names."""
+        has (a store from before names were indexed) gets just their names. An index holding another
+        embedder's vectors is re-embedded whole (`full` only: a part would mix two vector spaces)."""
         self.ensure_ready()
+        replaced = self.other_embedder()
+        if replaced is not None and not full:
+            raise self._refusal(replaced)
+        rebuild = rebuild or replaced is not None
         present = [index.version_ids() for index in self.indexes]
         removed = 0
         if full:
@@ -154,7 +187,10 @@ class Indexer:
                 updated += bool(self.index.set_valid_to(version_id=window.version.id, valid_to=valid_to))
             if self.names is not None and window.version.id not in named_now:
                 self.names.set_valid_to(version_id=window.version.id, valid_to=valid_to)
-        return SyncReport(len(todo), written, updated, removed, len(unnamed))
+        if replaced is not None:
+            for index in self.indexes:
+                index.set_embedder(self.embedder.name)
+        return SyncReport(len(todo), written, updated, removed, len(unnamed), replaced)
 
     def check(self, *, session: Session) -> DriftReport:
         """Compare the versions (and their chunk and name counts) in the database and in the index."""
@@ -170,4 +206,4 @@ class Indexer:
             missing |= {v for v in counts if v not in present}
             extra |= {v for v in present if v not in counts}
             partial |= {v for v, n in counts.items() if v in present and present[v] != n}
-        return DriftReport(sorted(missing), sorted(extra), sorted(partial - missing))
+        return DriftReport(sorted(missing), sorted(extra), sorted(partial - missing), self.other_embedder())

@@ -1,4 +1,4 @@
-"""Export a sentence-transformers folder's transformer to ONNX, for fast query encoding.
+"""Export a sentence-transformers folder's transformer to ONNX (fp32, and an int8 quantisation of it).
 
 Short texts (a customer's turn, an agent's search) are dominated by per-call overhead in PyTorch;
 ONNX Runtime runs the same float32 graph about 1.4× faster batched and 2.7× faster one query at a
@@ -7,6 +7,11 @@ Optimum's exporter would do this but pins transformers < 4.58; `torch.onnx.expor
 encoder is all that is needed. The file goes to `<model>/onnx/model.onnx` (sentence-transformers'
 own layout) with a marker naming the weights it came from (`retrieval.embedding.onnx_is_current`),
 so a changed model is exported again.
+
+`quantize_int8` then writes `<model>/onnx/model_qint8.onnx`: ONNX Runtime's dynamic quantisation of the
+matrix products (weights int8 per output channel, activations quantised on the fly) — one query about
+twice as fast again on these cores. Its vectors are close to fp32's (checked here) but not the same, so
+an index is built wholly by one or the other (`SentenceTransformerEmbedder.name`).
 """
 from __future__ import annotations
 
@@ -18,10 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from retrieval.embedding import (ONNX_FORMAT, ONNX_MARKER, OnnxQueryEncoder, onnx_is_current, onnx_path,
-                                weights_stamp)
+from retrieval.embedding import ONNX_FORMAT, OnnxEncoder, onnx_is_current, onnx_marker, onnx_path, weights_stamp
 
 MIN_COSINE = 0.9999
+#: int8 against fp32 on the probes (measured 0.9957 for multilingual-e5-small): close, never identical.
+MIN_COSINE_INT8 = 0.98
 _PROBES = ["房贷利率怎么算", "信用卡丢了怎么挂失？", "數字人民幣錢包升級", "LPR 下调后月供会变吗", "你好"]
 
 
@@ -73,15 +79,46 @@ def export_onnx(model_dir: Path, *, force: bool = False) -> Path:
         raise OnnxExportError(f"ONNX export of {model_dir} failed: {exc}") from exc
     finally:
         tmp.unlink(missing_ok=True)
-    (model_dir / ONNX_MARKER).write_text(json.dumps(
+    onnx_marker(model_dir).write_text(json.dumps(
         {"format_version": ONNX_FORMAT, "weights": weights_stamp(model_dir), "opset": 17}, indent=2), encoding="utf-8")
+    return target
+
+
+def quantize_int8(model_dir: Path, *, force: bool = False) -> Path:
+    """Write `<model>/onnx/model_qint8.onnx` from the fp32 export once (atomically), check it against
+    the fp32 vectors, and return its path."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    model_dir = Path(model_dir)
+    target = onnx_path(model_dir, "int8")
+    if not force and onnx_is_current(model_dir, "int8"):
+        return target
+    source = export_onnx(model_dir)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    try:
+        quantize_dynamic(source, tmp, op_types_to_quantize=["MatMul"], per_channel=True, weight_type=QuantType.QInt8)
+        want = OnnxEncoder(model_dir, onnx_file=source).encode(_PROBES, "query")
+        got = OnnxEncoder(model_dir, onnx_file=tmp).encode(_PROBES, "query")
+        worst = float(np.min(np.sum(want * got, axis=1)))
+        if worst < MIN_COSINE_INT8:
+            raise OnnxExportError(f"int8 model of {model_dir} strays from fp32 (min cosine {worst:.4f} < {MIN_COSINE_INT8})")
+        os.replace(tmp, target)
+    except OnnxExportError:
+        raise
+    except Exception as exc:
+        raise OnnxExportError(f"int8 quantisation of {model_dir} failed: {exc}") from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+    onnx_marker(model_dir, "int8").write_text(json.dumps(
+        {"format_version": ONNX_FORMAT, "weights": weights_stamp(model_dir), "source": source.name,
+         "scheme": "dynamic, MatMul, int8 per channel", "min_cosine_to_fp32": round(worst, 5)}, indent=2), encoding="utf-8")
     return target
 
 
 def _verify(model, exported: Path, model_dir: Path) -> None:  # type: ignore[no-untyped-def]
     want = model.encode(_PROBES, prompt_name="query" if "query" in (model.prompts or {}) else None,
                         normalize_embeddings=True, convert_to_numpy=True)
-    got = OnnxQueryEncoder(model_dir, onnx_file=exported).encode(_PROBES, "query")
+    got = OnnxEncoder(model_dir, onnx_file=exported).encode(_PROBES, "query")
     worst = float(np.min(np.sum(want * got, axis=1)))
     if worst < MIN_COSINE:
         raise OnnxExportError(f"ONNX export of {model_dir} differs from PyTorch (min cosine {worst:.5f} < {MIN_COSINE})")

@@ -5,21 +5,26 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
     """Runtime configuration; every field maps to a ZHIKU_* environment variable."""
 
-    model_config = SettingsConfigDict(env_prefix="ZHIKU_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="ZHIKU_", env_file=".env", extra="ignore", populate_by_name=True)
 
     data_dir: Path = Field(default=Path("data"), description="Where the SQLite database, local index, models and uploads live.")
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; default sqlite:///<data_dir>/zhiku.db. PostgreSQL: postgresql+psycopg://user@host/db")
     qdrant_url: str | None = Field(default=None, description="Qdrant server URL; unset = embedded engine under <data_dir>/index.")
     qdrant_api_key: str | None = Field(default=None, description="API key for the Qdrant server, if it needs one.")
     embed_model: str | None = Field(default=None, description="Path of a local sentence-transformers folder; default <data_dir>/models/multilingual-e5-small (built by `zhiku models prepare`).")
-    query_encoder: Literal["onnx", "torch"] = Field(default="onnx", description="How queries are embedded: onnx (the model's ONNX export made by `zhiku models prepare`, same vectors, faster; PyTorch when there is none) or torch.")
+    encoder: Literal["onnx", "int8", "torch"] = Field(
+        default="onnx", validation_alias=AliasChoices("ZHIKU_ENCODER", "ZHIKU_QUERY_ENCODER"),
+        description="How texts are embedded: onnx (queries through the model's fp32 ONNX export made by `zhiku models "
+                    "prepare` — the same vectors as PyTorch, faster; passages through PyTorch), int8 (queries and passages "
+                    "through its int8 export: half the time per query, a little less stable live cards — docs/BENCHMARKS.md; "
+                    "run `zhiku reindex` after switching) or torch.")
     host: str = Field(default="127.0.0.1", description="Address `zhiku serve` binds.")
     port: int = Field(default=8000, description="Port `zhiku serve` binds.")
     secret_key: str | None = Field(default=None, description="Signing key for sessions and tokens; default: generated once into <data_dir>/secret_key.")

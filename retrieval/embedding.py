@@ -1,5 +1,5 @@
-"""Dense embedders behind one Protocol: a local sentence-transformers folder (queries through its ONNX export
-when there is one), or a deterministic fake for tests."""
+"""Dense embedders behind one Protocol: a local sentence-transformers folder (through its int8 or fp32 ONNX
+export when there is one), or a deterministic fake for tests."""
 from __future__ import annotations
 
 import hashlib
@@ -10,7 +10,7 @@ import queue
 import threading
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -35,13 +35,24 @@ class Embedder(Protocol):
     def encode_passages(self, texts: list[str]) -> np.ndarray: ...
 
 
-ONNX_FILE = Path("onnx") / "model.onnx"  # sentence-transformers' own layout
-ONNX_MARKER = Path("onnx") / "zhiku_onnx.json"  # written last by the export: which weights it came from
+Encoder = Literal["int8", "onnx", "torch"]
+
+#: The model's ONNX exports (sentence-transformers' own `onnx/` layout), each with a marker written last by
+#: `zhiku models prepare` naming the weights it came from: `fp32` gives the same vectors as PyTorch, `int8`
+#: (dynamic quantisation of its matrix products) vectors of its own at half the cost.
+ONNX_VARIANTS: dict[str, tuple[Path, Path]] = {
+    "fp32": (Path("onnx") / "model.onnx", Path("onnx") / "zhiku_onnx.json"),
+    "int8": (Path("onnx") / "model_qint8.onnx", Path("onnx") / "zhiku_int8.json"),
+}
 ONNX_FORMAT = 1
 
 
-def onnx_path(model_dir: Path) -> Path:
-    return Path(model_dir) / ONNX_FILE
+def onnx_path(model_dir: Path, variant: str = "fp32") -> Path:
+    return Path(model_dir) / ONNX_VARIANTS[variant][0]
+
+
+def onnx_marker(model_dir: Path, variant: str = "fp32") -> Path:
+    return Path(model_dir) / ONNX_VARIANTS[variant][1]
 
 
 def weights_stamp(model_dir: Path) -> dict[str, list[int]]:
@@ -55,16 +66,16 @@ def weights_stamp(model_dir: Path) -> dict[str, list[int]]:
     return stamp
 
 
-def onnx_is_current(model_dir: Path) -> bool:
-    """True when the folder's ONNX export exists and was made from its current weights."""
-    data = _read_json(Path(model_dir) / ONNX_MARKER)
+def onnx_is_current(model_dir: Path, variant: str = "fp32") -> bool:
+    """True when the folder's ONNX export (`fp32` or `int8`) exists and was made from its current weights."""
+    data = _read_json(onnx_marker(model_dir, variant))
     return (data.get("format_version") == ONNX_FORMAT and data.get("weights") == weights_stamp(model_dir)
-            and onnx_path(model_dir).is_file())
+            and onnx_path(model_dir, variant).is_file())
 
 
-class OnnxQueryEncoder:
-    """The folder's transformer run by ONNX Runtime (`<model>/onnx/model.onnx`, made by `zhiku models
-    prepare`), with the folder's own tokenizer, prompts and pooling: the same vectors as
+class OnnxEncoder:
+    """The folder's transformer run by ONNX Runtime (an export made by `zhiku models prepare`), with the
+    folder's own tokenizer, prompts and pooling: the fp32 export gives the same vectors as
     sentence-transformers, faster on short texts. Mean and CLS pooling are supported."""
 
     SUB_BATCH = 4  # texts sorted by length and run four at a time: less padding, measured fastest
@@ -90,11 +101,13 @@ class OnnxQueryEncoder:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = onnxruntime.InferenceSession(str(onnx_file or onnx_path(path)), options,
                                                     providers=["CPUExecutionProvider"])
+        width = self.session.get_outputs()[0].shape[-1]  # static in an export: the hidden size
+        self.dim = width if isinstance(width, int) else int(_read_json(path / "config.json")["hidden_size"])
 
     def encode(self, texts: list[str], prompt_name: str) -> np.ndarray:
         prefix = self.prompts.get(prompt_name, "")
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        out = np.zeros((len(texts), 0), dtype=np.float32)
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for start in range(0, len(order), self.SUB_BATCH):
             part = order[start:start + self.SUB_BATCH]
             batch = self.tokenizer([prefix + texts[i] for i in part], padding=True, truncation=True,
@@ -106,8 +119,6 @@ class OnnxQueryEncoder:
             else:
                 weights = mask[..., None].astype(np.float32)
                 pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
-            if out.shape[1] == 0:
-                out = np.zeros((len(texts), pooled.shape[1]), dtype=np.float32)
             out[part] = pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
         return out
 
@@ -116,31 +127,59 @@ class SentenceTransformerEmbedder:
     """A sentence-transformers model loaded from a local folder only; never reaches a hub.
 
     e5-style models carry `query` / `passage` prompts in their config and get them applied; models
-    without prompts (bge, …) encode the raw text. Queries go through the folder's ONNX export when it
-    exists and `onnx_queries` is on (identical vectors, faster); passages — long texts, where the two
-    runtimes measured the same speed — always through PyTorch.
+    without prompts (bge, …) encode the raw text. `encoder` picks the runtime:
+
+    - `int8`: queries and passages through the folder's int8 ONNX export — half the time of fp32 per query,
+      retrieval on a par (docs/BENCHMARKS.md); its vectors differ slightly from fp32, so the index records
+      which encoder built it (`name`) and is rebuilt when that changes. PyTorch is not loaded.
+    - `onnx`: queries through the fp32 export (the same vectors as PyTorch, faster on short texts),
+      passages through PyTorch.
+    - `torch`: PyTorch only.
+
+    A missing export falls back to the next (int8 → onnx → torch) with a warning; `backend` says which
+    runs, `name` names the vector space (`<folder>` or `<folder>+int8`).
     """
 
     def __init__(self, path: Path, *, batch_size: int = 8, query_batch_size: int = 8, device: str = "cpu",
-                 onnx_queries: bool = False) -> None:
+                 encoder: Encoder = "torch") -> None:
         self.path = Path(path)
         self.batch_size, self.query_batch_size = batch_size, query_batch_size
         self.device = device
-        self.onnx_queries = onnx_queries
+        self.encoder = encoder
+        self._backend: Encoder | None = None
         self._model = None
-        self._queries: OnnxQueryEncoder | None = None
+        self._onnx: OnnxEncoder | None = None
+        self._ready = False
         self._lock = threading.Lock()
 
     @property
+    def backend(self) -> Encoder:
+        """The runtime that encodes, decided once from the folder's files (loads nothing)."""
+        if self._backend is None:
+            self._backend = self._choose()
+        return self._backend
+
+    def _choose(self) -> Encoder:
+        if self.encoder == "int8":
+            if onnx_is_current(self.path, "int8"):
+                return "int8"
+            log.warning("no current int8 ONNX export in %s: falling back (`zhiku models prepare` makes it)", self.path)
+        if self.encoder in ("int8", "onnx"):
+            if onnx_is_current(self.path, "fp32"):
+                return "onnx"
+            log.warning("no current ONNX export in %s: queries run on PyTorch (`zhiku models prepare` makes it)", self.path)
+        return "torch"
+
+    @property
     def name(self) -> str:
-        return self.path.name
+        return f"{self.path.name}+int8" if self.backend == "int8" else self.path.name
 
     def warm_up(self) -> None:
         """Load the model once (idempotent); a missing folder names the command that makes it."""
-        if self._model is not None:
+        if self._ready:
             return
         with self._lock:
-            if self._model is not None:
+            if self._ready:
                 return
             if not (self.path / "modules.json").exists() and not (self.path / "config.json").exists():
                 raise Unavailable(
@@ -149,37 +188,41 @@ class SentenceTransformerEmbedder:
                 )
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-            from sentence_transformers import SentenceTransformer
+            if self.backend == "int8":
+                try:
+                    self._onnx = OnnxEncoder(self.path, onnx_file=onnx_path(self.path, "int8"))
+                except Exception as exc:  # its vectors were promised (`name`): no silent switch
+                    raise Unavailable(f"int8 ONNX encoder of {self.path} cannot run ({exc}); "
+                                      "run `zhiku models prepare --force` or set ZHIKU_ENCODER=onnx") from exc
+            else:
+                from sentence_transformers import SentenceTransformer
 
-            if self.onnx_queries:
-                self._queries = self._open_onnx()
-            self._model = SentenceTransformer(str(self.path), device=self.device, local_files_only=True)
+                if self.backend == "onnx":
+                    self._onnx = self._open_fp32()
+                self._model = SentenceTransformer(str(self.path), device=self.device, local_files_only=True)
+            self._ready = True
 
-    def _open_onnx(self) -> OnnxQueryEncoder | None:
-        if not onnx_is_current(self.path):
-            log.warning("no current ONNX export in %s: queries run on PyTorch (`zhiku models prepare` makes it)", self.path)
-            return None
+    def _open_fp32(self) -> OnnxEncoder | None:
         try:
-            return OnnxQueryEncoder(self.path)
-        except Exception as exc:  # a model ONNX cannot run stays usable through PyTorch
+            return OnnxEncoder(self.path)
+        except Exception as exc:  # the same vectors as PyTorch: a model ONNX cannot run stays usable
             log.warning("ONNX query encoder unavailable for %s (%s): queries run on PyTorch", self.path, exc)
             return None
 
     @property
-    def query_backend(self) -> str:
-        self.warm_up()
-        return "onnx" if self._queries is not None else "torch"
-
-    @property
     def dim(self) -> int:
         self.warm_up()
-        return int(self._model.get_embedding_dimension())  # type: ignore[union-attr]
+        if self._model is None:
+            return self._onnx.dim  # type: ignore[union-attr]
+        return int(self._model.get_embedding_dimension())
 
     def _encode(self, texts: list[str], prompt_name: str, batch_size: int) -> np.ndarray:
         self.warm_up()
+        if self._model is None:
+            return self._onnx.encode(texts, prompt_name)  # type: ignore[union-attr]
         model = self._model
-        prompt = prompt_name if prompt_name in (model.prompts or {}) else None  # type: ignore[union-attr]
-        vectors = model.encode(  # type: ignore[union-attr]
+        prompt = prompt_name if prompt_name in (model.prompts or {}) else None
+        vectors = model.encode(
             texts, prompt_name=prompt, batch_size=batch_size, normalize_embeddings=True,
             convert_to_numpy=True, show_progress_bar=False,
         )
@@ -187,8 +230,8 @@ class SentenceTransformerEmbedder:
 
     def encode_queries(self, texts: list[str]) -> np.ndarray:
         self.warm_up()
-        if self._queries is not None and texts:
-            return self._queries.encode(texts, "query")
+        if self._onnx is not None and texts:
+            return self._onnx.encode(texts, "query")
         return self._encode(texts, "query", self.query_batch_size)
 
     def encode_passages(self, texts: list[str]) -> np.ndarray:

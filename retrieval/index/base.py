@@ -164,6 +164,15 @@ class VectorIndex(Protocol):
         """Create the collection/shard if missing. Idempotent; ValueError on dim mismatch."""
         ...
 
+    def embedder(self) -> str | None:
+        """The name of the embedder whose vectors the index holds (recorded by the indexer); None when
+        none is recorded (a new index, or one from before recording)."""
+        ...
+
+    def set_embedder(self, name: str) -> None:
+        """Record which embedder's vectors the index holds (the collection must exist)."""
+        ...
+
     def upsert(self, points: Sequence[ChunkPoint]) -> None:
         """Insert or replace points; idempotent by id."""
         ...

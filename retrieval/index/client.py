@@ -60,6 +60,9 @@ except ImportError:  # pragma: no cover
 _TRANSPORT_ERRORS = (ResponseHandlingException, ConnectionError, TimeoutError, *_HTTP_ERRORS, *_GRPC_ERRORS)
 
 
+_EMBEDDER_KEY = "zhiku_embedder"  # collection metadata: which embedder's vectors it holds
+
+
 class QdrantClientIndex:
     """:class:`~retrieval.index.base.VectorIndex` on a :class:`QdrantClient`.
 
@@ -172,6 +175,18 @@ class QdrantClientIndex:
                         self.client.create_payload_index(
                             self.collection, name, models.PayloadSchemaType.INTEGER, wait=True
                         )
+
+    def embedder(self) -> str | None:
+        with self._guard():
+            if not self.client.collection_exists(self.collection):
+                return None
+            metadata = self.client.get_collection(self.collection).config.metadata or {}
+        name = metadata.get(_EMBEDDER_KEY)
+        return str(name) if name else None
+
+    def set_embedder(self, name: str) -> None:
+        with self._lock, self._guard():
+            self.client.update_collection(self.collection, metadata={_EMBEDDER_KEY: str(name)})
 
     def close(self) -> None:
         with self._lock:

@@ -45,6 +45,7 @@ One :class:`EdgeIndex` owns one shard directory. Facts about qdrant-edge 0.9.0
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -71,6 +72,7 @@ from .base import (
 )
 
 _CONFIG_FILE = "edge_config.json"
+_ZHIKU_FILE = "zhiku_index.json"  # beside the engine's files: which embedder's vectors the shard holds
 _UPSERT_BATCH = 256
 #: Qdrant's default: segments with more than this many KB of vectors get an HNSW graph.
 _HNSW_INDEXING_THRESHOLD_KB = 10_000
@@ -242,6 +244,20 @@ class EdgeIndex:
         for name in INTEGER_FIELDS:
             if name not in have:
                 shard.update(qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Integer))
+
+    def embedder(self) -> str | None:
+        try:
+            name = json.loads((self.path / _ZHIKU_FILE).read_text(encoding="utf-8")).get("embedder")
+        except (OSError, ValueError, AttributeError):
+            return None
+        return str(name) if name else None
+
+    def set_embedder(self, name: str) -> None:
+        with self._lock:
+            self._require()
+            tmp = self.path / f".{_ZHIKU_FILE}.tmp"
+            tmp.write_text(json.dumps({"embedder": str(name)}, ensure_ascii=False), encoding="utf-8")
+            os.replace(tmp, self.path / _ZHIKU_FILE)
 
     def close(self) -> None:
         with self._lock:

@@ -48,6 +48,9 @@ def test_demo_load_without_a_model_names_the_fix(data_dir, monkeypatch, tmp_path
 
 @pytest.mark.slow
 def test_fresh_install_flow_is_idempotent(data_dir, model_path, monkeypatch):
+    from ingestion.onnx_export import quantize_int8
+
+    quantize_int8(model_path)  # made by `zhiku models prepare` under make test
     monkeypatch.setenv("ZHIKU_EMBED_MODEL", str(model_path))
     assert zhiku("db", "upgrade").exit_code == 0
     assert zhiku("db", "upgrade").exit_code == 0
@@ -68,6 +71,13 @@ def test_fresh_install_flow_is_idempotent(data_dir, model_path, monkeypatch):
     assert verified.exit_code == 0 and verified.output.startswith("OK")
 
     assert zhiku("reindex", "--check").exit_code == 0
+    # the index was built by the fp32 encoder (the default); another encoder is refused until `zhiku reindex`
+    monkeypatch.setenv("ZHIKU_ENCODER", "int8")
+    drift = zhiku("reindex", "--check")
+    assert drift.exit_code == 1 and "holds vectors of multilingual-e5-small, not multilingual-e5-small+int8" in drift.output, drift.output
+    refused = zhiku("serve", "--port", "0")
+    assert refused.exit_code != 0 and "zhiku reindex" in str(refused.exception)
+    monkeypatch.delenv("ZHIKU_ENCODER")
     # a store from before the names index: drift named, `--missing` adds the names and keeps the passages
     import shutil
     shutil.rmtree(data_dir / "index-names")

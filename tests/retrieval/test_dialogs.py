@@ -68,6 +68,7 @@ def test_eval_conversations_cli_with_the_real_model(tmp_path, model_path, monkey
                           check=True, cwd=root, env=env, capture_output=True, text=True)
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["n_dialogs"] == 40 and report["n_checkpoints"] >= 100
+    assert report["embedder"] == model_path.name  # the default encoder: fp32 vectors
     # Floors a little under what docs/BENCHMARKS.md reports, so a regression fails the suite.
     assert report["recall@3"] >= RECALL_FLOOR and report["stable_ratio"] >= STABLE_FLOOR, report
 
