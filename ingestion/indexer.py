@@ -74,10 +74,11 @@ class Indexer:
     def indexes(self) -> list[VectorIndex]:
         return [self.index] if self.names is None else [self.index, self.names]
 
-    def ensure_ready(self) -> None:
-        """Create the collections; an empty one records the embedder whose vectors it will hold."""
+    def ensure_ready(self, *, recreate: bool = False) -> None:
+        """Create the collections (`recreate`: remake one of another dimension, for a full rebuild); an
+        empty one records the embedder whose vectors it will hold."""
         for index in self.indexes:
-            index.ensure_collection(dim=self.embedder.dim)
+            index.ensure_collection(dim=self.embedder.dim, recreate=recreate)
             if index.embedder() != self.embedder.name and index.count() == 0:
                 index.set_embedder(self.embedder.name)
 
@@ -158,12 +159,13 @@ class Indexer:
         points of versions not among them are removed. Touches no database: callers read the windows
         in a short transaction and embed outside it. A names index that lacks versions the chunk index
         has (a store from before names were indexed) gets just their names. An index holding another
-        embedder's vectors is re-embedded whole (`full` only: a part would mix two vector spaces)."""
-        self.ensure_ready()
+        embedder's vectors is re-embedded whole (`full` only: a part would mix two vector spaces), in
+        collections made anew if its vectors had another dimension."""
         replaced = self.other_embedder()
         if replaced is not None and not full:
             raise self._refusal(replaced)
         rebuild = rebuild or replaced is not None
+        self.ensure_ready(recreate=full and rebuild)
         present = [index.version_ids() for index in self.indexes]
         removed = 0
         if full:

@@ -160,8 +160,10 @@ class IndexUnavailable(Unavailable):
 class VectorIndex(Protocol):
     """What the retrieval layer needs from a vector store."""
 
-    def ensure_collection(self, *, dim: int) -> None:
-        """Create the collection/shard if missing. Idempotent; ValueError on dim mismatch."""
+    def ensure_collection(self, *, dim: int, recreate: bool = False) -> None:
+        """Create the collection/shard if missing. Idempotent; ValueError on dim mismatch — unless
+        `recreate`, which drops a collection of another dimension and makes it anew (empty: a full
+        rebuild follows, `Indexer.apply`)."""
         ...
 
     def embedder(self) -> str | None:

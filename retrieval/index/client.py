@@ -133,11 +133,13 @@ class QdrantClientIndex:
         return isinstance(exc, ValueError) and "not found" in str(exc).lower()
 
     # -- lifecycle -------------------------------------------------------------
-    def ensure_collection(self, *, dim: int) -> None:
+    def ensure_collection(self, *, dim: int, recreate: bool = False) -> None:
         dim = int(dim)
         if dim < 1:
             raise ValueError(f"dim must be >= 1, got {dim}")
         with self._lock, self._guard():
+            if recreate and self.client.collection_exists(self.collection) and self._dim() not in (None, dim):
+                self.client.delete_collection(self.collection)
             if not self.client.collection_exists(self.collection):
                 try:
                     self.client.create_collection(
@@ -154,14 +156,13 @@ class QdrantClientIndex:
                     if not self.client.collection_exists(self.collection):
                         raise
             info = self.client.get_collection(self.collection)
-            vectors = info.config.params.vectors
-            existing = vectors.get(DENSE_VECTOR) if isinstance(vectors, dict) else None
+            existing = self._dim(info)
             if existing is None:
                 raise ValueError(f"collection {self.collection!r} has no {DENSE_VECTOR!r} vector")
-            if int(existing.size) != dim:
+            if existing != dim:
                 raise ValueError(
-                    f"collection {self.collection!r} has dense dim {existing.size}, not {dim}; "
-                    "rebuild the index for the new embedding model"
+                    f"collection {self.collection!r} has dense dim {existing}, not {dim}; "
+                    "run `zhiku reindex` to rebuild it for the new embedding model"
                 )
             if not self._is_local:  # local mode ignores payload indexes (and warns)
                 have = set((info.payload_schema or {}).keys())
@@ -175,6 +176,12 @@ class QdrantClientIndex:
                         self.client.create_payload_index(
                             self.collection, name, models.PayloadSchemaType.INTEGER, wait=True
                         )
+
+    def _dim(self, info: Any = None) -> int | None:
+        info = info or self.client.get_collection(self.collection)
+        vectors = info.config.params.vectors
+        dense = vectors.get(DENSE_VECTOR) if isinstance(vectors, dict) else None
+        return None if dense is None else int(dense.size)
 
     def embedder(self) -> str | None:
         with self._guard():

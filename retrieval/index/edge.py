@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -211,13 +212,18 @@ class EdgeIndex:
             return None
         return self._require()
 
-    def ensure_collection(self, *, dim: int) -> None:
+    def ensure_collection(self, *, dim: int, recreate: bool = False) -> None:
         dim = int(dim)
         if dim < 1:
             raise ValueError(f"dim must be >= 1, got {dim}")
         with self._lock:
             if self._closed:
                 raise IndexUnavailable(f"vector index {self.path} is closed")
+            if recreate and self._dim is not None and self._dim != dim:
+                self._shard.close()
+                self._shard, self._dim = None, None
+                self._payloads.clear()
+                shutil.rmtree(self.path)
             if self._shard is None:
                 if self._exists():
                     self._open()
@@ -231,7 +237,7 @@ class EdgeIndex:
             if self._dim is not None and self._dim != dim:
                 raise ValueError(
                     f"vector index {self.path} has dense dim {self._dim}, not {dim}; "
-                    "rebuild the index for the new embedding model"
+                    "run `zhiku reindex` to rebuild it for the new embedding model"
                 )
             self._ensure_payload_indexes()
 

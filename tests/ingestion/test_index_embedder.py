@@ -25,8 +25,8 @@ TITLES = {"MORT": "房贷利率", "ECNY": "数字人民币钱包开通", "CD": "
 class Named(HashingEmbedder):
     """The fake embedder under another name: what a changed encoder looks like to the index."""
 
-    def __init__(self, name: str) -> None:
-        super().__init__()
+    def __init__(self, name: str, dim: int = 128) -> None:
+        super().__init__(dim)
         self._name = name
 
     @property
@@ -118,3 +118,18 @@ def test_an_empty_index_takes_the_current_embedder_without_a_rebuild(open_runtim
     report = runtime.sync_index()
     assert report.replaced_embedder is None and report.versions_indexed == len(TITLES)
     assert recorded(runtime) == ["e5-small", "e5-small"]
+
+
+def test_a_model_with_another_dimension_gets_new_collections_on_reindex(open_runtime):
+    first = open_runtime(Named("multilingual-e5-small"))
+    first.sync_index()
+    second = open_runtime(Named("bge-small-zh", dim=64))  # a bank's own model, another vector size
+    with pytest.raises(Unavailable, match="zhiku reindex"):
+        second.indexer.require_own_vectors()
+    report = second.sync_index()  # `zhiku reindex`: the collections are remade at the new size
+    assert report.replaced_embedder == "multilingual-e5-small" and report.versions_indexed == len(TITLES)
+    assert recorded(second) == ["bge-small-zh", "bge-small-zh"]
+    assert all(index.count() > 0 for index in second.indexer.indexes)
+    assert second.searcher.search("数字人民币钱包开通", top_k=1).hits[0].entry_id == "ECNY"
+    third = open_runtime(Named("bge-small-zh", dim=64))  # and it reopens as it was left
+    assert third.indexer.other_embedder() is None and third.sync_index().versions_indexed == 0
