@@ -64,10 +64,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool | None = 
     app = FastAPI(title="知库 Zhiku", version="0.1.0", description=DESCRIPTION, lifespan=lifespan, docs_url=None)
     install_error_handlers(app)
 
-    from web.errors import too_large_page
-
-    app.add_middleware(BodyLimit, max_body=settings.max_body_bytes, max_upload=settings.upload_max_bytes,
-                       page=too_large_page)
+    app.add_middleware(BodyLimit, max_body=settings.max_body_bytes, max_upload=settings.upload_max_bytes)
     app.add_middleware(Observe, route_of=_route_template)  # outside the body limit: a 413 is logged too
 
     app.mount("/static/swagger", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="swagger")

@@ -22,11 +22,11 @@ _request_log = logging.getLogger("zhiku.request")
 
 class BodyLimit:
     """A declared Content-Length above the limit (uploads have their own) → 413 before the body is read.
-    `page(request, limit)` may answer a browser's page request with an HTML page instead of JSON."""
+    A front end may answer its own requests with a page instead of JSON: it sets
+    `app.state.too_large_page(request, limit) -> Response | None` (the web pages install theirs)."""
 
-    def __init__(self, app: ASGIApp, *, max_body: int, max_upload: int,
-                 page: Callable[[Request, int], Response | None] | None = None) -> None:
-        self.app, self.max_body, self.max_upload, self.page = app, max_body, max_upload, page
+    def __init__(self, app: ASGIApp, *, max_body: int, max_upload: int) -> None:
+        self.app, self.max_body, self.max_upload = app, max_body, max_upload
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -34,7 +34,9 @@ class BodyLimit:
             length = headers.get("content-length")
             limit = self.max_upload if headers.get("content-type", "").startswith("multipart/") else self.max_body
             if length and length.isdigit() and int(length) > limit:
-                response = self.page(Request(scope), limit) if self.page is not None else None
+                page: Callable[[Request, int], Response | None] | None = getattr(
+                    scope["app"].state, "too_large_page", None) if "app" in scope else None
+                response = page(Request(scope), limit) if page is not None else None
                 if response is None:
                     response = JSONResponse(status_code=413, content=error_body(
                         "payload_too_large", f"请求体过大（上限 {limit} 字节） request body too large"))

@@ -13,11 +13,12 @@ STATIC = Path(__file__).parent / "static"
 
 def install(app: FastAPI) -> None:
     """Add the pages, /static, error pages for page requests, and the security headers to `app`."""
-    from web.errors import install_error_pages
+    from web.errors import install_error_pages, too_large_page
     from web.routes import router
     from web.security import SECURITY_HEADERS
 
     install_error_pages(app)
+    app.state.too_large_page = too_large_page  # the API's body limit answers page requests with it
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(router)
 
