@@ -180,9 +180,9 @@ def _require(actor: Actor, *roles: Role, action: str) -> None:
                                details={"action": action, "role": actor.role})
 
 
-def _own(pack: UpdatePack, actor: Actor, action: str) -> None:
+def _own(pack: UpdatePack, actor: Actor, action: str, *, message: str | None = None) -> None:
     if pack.submitter != actor.username:
-        raise PermissionDenied(f"只能{action}自己的更新包 only the submitter may {action} this pack",
+        raise PermissionDenied(message or f"只能{action}自己的更新包 only the submitter may {action} this pack",
                                details={"pack_id": pack.id, "submitter": pack.submitter})
 
 
@@ -190,8 +190,7 @@ def own_draft(*, session: Session, pack_id: str, actor: Actor, not_yours: str, n
     """The pack, if it is `actor`'s draft: PermissionDenied (`not_yours`) for anyone else's, InvalidTransition
     (`not_draft`, formatted with `state`) once it has left the draft state."""
     pack = get_pack(session=session, pack_id=pack_id)
-    if pack.submitter != actor.username:
-        raise PermissionDenied(not_yours, details={"pack_id": pack.id, "submitter": pack.submitter})
+    _own(pack, actor, "change", message=not_yours)
     if pack.state != PackState.DRAFT:
         raise InvalidTransition(not_draft.format(state=pack.state), details={"pack_id": pack.id, "state": pack.state})
     return pack
