@@ -19,6 +19,8 @@ import json
 import os
 import uuid
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -59,28 +61,17 @@ def export_onnx(model_dir: Path, *, force: bool = False) -> Path:
             return self.inner(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
 
     sample = model.tokenizer(["query: 你好"], return_tensors="pt")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}")
     axes = {0: "batch", 1: "tokens"}
-    try:
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tracer notes about the traced control flow
-            torch.onnx.export(
-                LastHiddenState(encoder), (sample["input_ids"], sample["attention_mask"]), str(tmp),
-                input_names=["input_ids", "attention_mask"], output_names=["last_hidden_state"],
-                dynamic_axes={"input_ids": axes, "attention_mask": axes, "last_hidden_state": axes},
-                opset_version=17, dynamo=False,
-            )
+    with _replacing(target, f"ONNX export of {model_dir}") as tmp, torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer notes about the traced control flow
+        torch.onnx.export(
+            LastHiddenState(encoder), (sample["input_ids"], sample["attention_mask"]), str(tmp),
+            input_names=["input_ids", "attention_mask"], output_names=["last_hidden_state"],
+            dynamic_axes={"input_ids": axes, "attention_mask": axes, "last_hidden_state": axes},
+            opset_version=17, dynamo=False,
+        )
         _verify(model, tmp, model_dir)
-        os.replace(tmp, target)
-    except OnnxExportError:
-        raise
-    except Exception as exc:
-        raise OnnxExportError(f"ONNX export of {model_dir} failed: {exc}") from exc
-    finally:
-        tmp.unlink(missing_ok=True)
-    onnx_marker(model_dir).write_text(json.dumps(
-        {"format_version": ONNX_FORMAT, "weights": weights_stamp(model_dir), "opset": 17}, indent=2), encoding="utf-8")
+    _mark(model_dir, "fp32", opset=17)
     return target
 
 
@@ -94,25 +85,39 @@ def quantize_int8(model_dir: Path, *, force: bool = False) -> Path:
     if not force and onnx_is_current(model_dir, "int8"):
         return target
     source = export_onnx(model_dir)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    try:
+    with _replacing(target, f"int8 quantisation of {model_dir}") as tmp:
         quantize_dynamic(source, tmp, op_types_to_quantize=["MatMul"], per_channel=True, weight_type=QuantType.QInt8)
         want = OnnxEncoder(model_dir, onnx_file=source).encode(_PROBES, "query")
         got = OnnxEncoder(model_dir, onnx_file=tmp).encode(_PROBES, "query")
         worst = float(np.min(np.sum(want * got, axis=1)))
         if worst < MIN_COSINE_INT8:
             raise OnnxExportError(f"int8 model of {model_dir} strays from fp32 (min cosine {worst:.4f} < {MIN_COSINE_INT8})")
+    _mark(model_dir, "int8", source=source.name, scheme="dynamic, MatMul, int8 per channel",
+          min_cosine_to_fp32=round(worst, 5))
+    return target
+
+
+@contextmanager
+def _replacing(target: Path, what: str) -> Iterator[Path]:
+    """A temporary path beside `target`, moved onto it when the block succeeds; nothing is left behind
+    otherwise, and any failure but a verification's becomes OnnxExportError naming `what`."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    try:
+        yield tmp
         os.replace(tmp, target)
     except OnnxExportError:
         raise
     except Exception as exc:
-        raise OnnxExportError(f"int8 quantisation of {model_dir} failed: {exc}") from exc
+        raise OnnxExportError(f"{what} failed: {exc}") from exc
     finally:
         tmp.unlink(missing_ok=True)
-    onnx_marker(model_dir, "int8").write_text(json.dumps(
-        {"format_version": ONNX_FORMAT, "weights": weights_stamp(model_dir), "source": source.name,
-         "scheme": "dynamic, MatMul, int8 per channel", "min_cosine_to_fp32": round(worst, 5)}, indent=2), encoding="utf-8")
-    return target
+
+
+def _mark(model_dir: Path, variant: str, **facts: object) -> None:
+    """The marker written last: which weights the export came from (`onnx_is_current`)."""
+    onnx_marker(model_dir, variant).write_text(json.dumps(
+        {"format_version": ONNX_FORMAT, "weights": weights_stamp(model_dir), **facts}, indent=2), encoding="utf-8")
 
 
 def _verify(model, exported: Path, model_dir: Path) -> None:  # type: ignore[no-untyped-def]
