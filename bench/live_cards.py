@@ -7,6 +7,7 @@ conversation's WebSocket (when the cards changed) and to the HTTP answer (always
     .venv/bin/python bench/live_cards.py                    # starts its own server on the demo KB
     .venv/bin/python bench/live_cards.py --url http://127.0.0.1:8000 --json
     .venv/bin/python bench/live_cards.py --repeat 3 --json  # three fresh servers; medians
+    .venv/bin/python bench/live_cards.py --searches 5 --json  # plus agents' searches: a mixed load
 """
 from __future__ import annotations
 
@@ -151,12 +152,37 @@ async def conversation(n: int, url: str, token: str, lines: list[str], args, sta
             task.cancel()
 
 
+async def searches(url: str, token: str, lines: list[str], args, stats: dict) -> None:  # type: ignore[no-untyped-def]
+    """Agents' own searches beside the conversations: `--searches` per second in all, each a customer line
+    (made unique like the utterances), fired on a steady clock whether or not earlier ones have returned."""
+    if args.searches <= 0:
+        return
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as client:
+        async def one(k: int) -> None:
+            t0 = time.perf_counter()
+            r = await client.post("/api/v1/search", json={"query": f"{900_000_000 + k}{lines[k % len(lines)]}"})
+            stats["search_ms"].append((time.perf_counter() - t0) * 1000)
+            if r.status_code != 200:
+                stats["errors"].append(f"search {r.status_code}")
+
+        pending, k = [], 0
+        start = time.perf_counter()
+        while (due := start + k / args.searches) < start + args.seconds:
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            pending.append(asyncio.create_task(one(k)))
+            k += 1
+        await asyncio.gather(*pending)
+
+
 async def run(url: str, args) -> dict:  # type: ignore[no-untyped-def]
     token = httpx.post(f"{url}/api/v1/auth/token", json={"username": "agent", "password": "zhiku-demo"}).json()["access_token"]
     lines = customer_lines()
-    stats: dict = {"push_ms": [], "response_ms": [], "partial_ms": [], "errors": [], "finals": 0, "stopping": False}
+    stats: dict = {"push_ms": [], "response_ms": [], "partial_ms": [], "search_ms": [], "errors": [], "finals": 0,
+                   "stopping": False}
     started = time.perf_counter()
-    await asyncio.gather(*(conversation(n, url, token, lines, args, stats) for n in range(args.conversations)))
+    await asyncio.gather(*(conversation(n, url, token, lines, args, stats) for n in range(args.conversations)),
+                         searches(url, token, lines, args, stats))
     stats["stopping"] = True
     return {
         "conversations": args.conversations, "seconds": args.seconds, "interval_s": args.interval,
@@ -168,6 +194,9 @@ async def run(url: str, args) -> dict:  # type: ignore[no-untyped-def]
         "response_p50_ms": pct(stats["response_ms"], 0.5), "response_p95_ms": pct(stats["response_ms"], 0.95),
         "partial_p95_ms": pct(stats["partial_ms"], 0.95),
         "response_mean_ms": round(statistics.mean(stats["response_ms"]), 1) if stats["response_ms"] else None,
+        **({"searches_per_s": args.searches, "searches": len(stats["search_ms"]),
+            "search_p50_ms": pct(stats["search_ms"], 0.5), "search_p95_ms": pct(stats["search_ms"], 0.95)}
+           if args.searches > 0 else {}),
     }
 
 
@@ -186,7 +215,8 @@ def one_run(args) -> dict:  # type: ignore[no-untyped-def]
 
 def summarise(runs: list[dict]) -> dict:
     """Several runs: each one's report, the medians of the latencies and CPU, the sums of the counts."""
-    keys = ("push_p50_ms", "push_p95_ms", "response_p95_ms", "partial_p95_ms", "server_cpu_ms_per_final")
+    keys = ("push_p50_ms", "push_p95_ms", "response_p95_ms", "partial_p95_ms", "server_cpu_ms_per_final",
+            "search_p95_ms")
     summary: dict = {"runs": len(runs), "finals": sum(r["finals"] for r in runs),
                      "errors": sum(r["errors"] for r in runs)}
     for key in keys:
@@ -204,6 +234,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--interval", type=float, default=2.0)
     parser.add_argument("--partials", type=int, default=2)
+    parser.add_argument("--searches", type=float, default=0.0,
+                        help="agents' searches per second (POST /api/v1/search) beside the conversations: a mixed load")
     parser.add_argument("--workers", type=int, default=1, help="server processes when starting one")
     parser.add_argument("--repeat", type=int, default=1,
                         help="runs, each on a fresh server and data copy; the report adds each run and the medians "
