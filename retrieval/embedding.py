@@ -130,7 +130,8 @@ class SentenceTransformerEmbedder:
     without prompts (bge, …) encode the raw text. `encoder` picks the runtime:
 
     - `int8`: queries and passages through the folder's int8 ONNX export — half the time of fp32 per query,
-      retrieval on a par (docs/BENCHMARKS.md); its vectors differ slightly from fp32, so the index records
+      retrieval on a par, live cards a little less stable (docs/BENCHMARKS.md); its vectors differ slightly
+      from fp32, so the index records
       which encoder built it (`name`) and is rebuilt when that changes. PyTorch is not loaded.
     - `onnx`: queries through the fp32 export (the same vectors as PyTorch, faster on short texts),
       passages through PyTorch.
@@ -199,6 +200,7 @@ class SentenceTransformerEmbedder:
 
                 if self.backend == "onnx":
                     self._onnx = self._open_fp32()
+                    self._backend = "onnx" if self._onnx is not None else "torch"
                 self._model = SentenceTransformer(str(self.path), device=self.device, local_files_only=True)
             self._ready = True
 

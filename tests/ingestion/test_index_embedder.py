@@ -52,7 +52,7 @@ def open_runtime(request, settings, sqlite_engine, tmp_path):
         opened.append(Runtime.open(settings, embedder=embedder, index=index()))
         return opened[-1]
 
-    with session_scope(Runtime.open(settings).engine) as session:
+    with session_scope(sqlite_engine) as session:
         for entry_id, title in TITLES.items():
             service.create_entry(session=session, data=entry_data(id=entry_id, title=title, category="faq", valid_from=T0),
                                  actor="expert", now=T0)
