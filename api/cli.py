@@ -258,7 +258,7 @@ def reindex(
             with Session(runtime.engine) as session:
                 drift = runtime.indexer.check(session=session)
             if drift.ok:
-                out.print("OK — index matches the database")
+                out.print(f"OK — index matches the database (vectors of {runtime.embedder.name})")
                 return
             err.print(f"DRIFT: {len(drift.missing)} versions missing, {len(drift.extra)} extra, {len(drift.partial)} partial "
                       "(in the chunk index or the names index; `zhiku reindex` rebuilds both)")

@@ -70,7 +70,8 @@ def test_fresh_install_flow_is_idempotent(data_dir, model_path, monkeypatch):
     verified = zhiku("audit", "verify")
     assert verified.exit_code == 0 and verified.output.startswith("OK")
 
-    assert zhiku("reindex", "--check").exit_code == 0
+    checked = zhiku("reindex", "--check")
+    assert checked.exit_code == 0 and "vectors of multilingual-e5-small)" in checked.output
     # the index was built by the fp32 encoder (the default); another encoder is refused until `zhiku reindex`
     monkeypatch.setenv("ZHIKU_ENCODER", "int8")
     drift = zhiku("reindex", "--check")
