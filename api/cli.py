@@ -232,6 +232,7 @@ def models_prepare(
     the model's ONNX encoders, fp32 and int8 (also for a model of your own named by ZHIKU_EMBED_MODEL)."""
     from ingestion.model_prepare import prepare_e5_model, verify_model
     from ingestion.onnx_export import export_onnx, quantize_int8
+    from retrieval.embedding import model_fingerprint
 
     settings = _settings()
     if settings.embed_model:
@@ -244,6 +245,8 @@ def models_prepare(
     if settings.encoder != "torch":  # both, so ZHIKU_ENCODER can switch without another prepare
         out.print(f"ONNX 编码器 fp32 ONNX encoder: {export_onnx(path, force=force)} (verified against PyTorch)")
         out.print(f"ONNX 编码器 int8 ONNX encoder: {quantize_int8(path, force=force)} (verified against fp32)")
+    # hashed now rather than at the first start; the index records it with the folder's name
+    out.print(f"模型指纹 model fingerprint: {path.name}@{model_fingerprint(path)}")
 
 
 @app.command()

@@ -13,7 +13,7 @@ from kb import service
 from kb.errors import Unavailable
 from kb.models import EntryVersion
 from kb.timeutil import epoch
-from retrieval.embedding import Embedder
+from retrieval.embedding import Embedder, same_vectors
 from retrieval.index.base import OPEN_END, ChunkPoint, VectorIndex
 from retrieval.text import Analyzer
 
@@ -79,7 +79,8 @@ class Indexer:
         empty one records the embedder whose vectors it will hold."""
         for index in self.indexes:
             index.ensure_collection(dim=self.embedder.dim, recreate=recreate)
-            if index.embedder() != self.embedder.name and index.count() == 0:
+            recorded = index.embedder()
+            if recorded != self.embedder.name and (index.count() == 0 or same_vectors(recorded or "", self.embedder.name)):
                 index.set_embedder(self.embedder.name)
 
     def other_embedder(self) -> str | None:
@@ -87,17 +88,21 @@ class Indexer:
         points from before recording (vectors of unknown origin are treated as another embedder's)."""
         for index in self.indexes:
             recorded = index.embedder()
-            if recorded == self.embedder.name or index.count() == 0:  # an empty index mixes nothing
+            if same_vectors(recorded or "", self.embedder.name) or index.count() == 0:  # an empty index mixes nothing
                 continue
             return recorded or UNRECORDED
         return None
 
     def require_own_vectors(self) -> None:
         """Refuse to work on an index holding another embedder's vectors (a changed ZHIKU_ENCODER or model):
-        its scores would mean nothing and new points would mix two vector spaces."""
+        its scores would mean nothing and new points would mix two vector spaces. A record from before
+        fingerprints is brought up to date."""
         other = self.other_embedder()
         if other is not None:
             raise self._refusal(other)
+        for index in self.indexes:
+            if index.count() and index.embedder() != self.embedder.name:
+                index.set_embedder(self.embedder.name)
 
     def _refusal(self, other: str) -> Unavailable:
         return Unavailable(f"向量索引由 {other} 生成，当前编码器为 {self.embedder.name} — run `zhiku reindex` to "

@@ -66,6 +66,72 @@ def weights_stamp(model_dir: Path) -> dict[str, list[int]]:
     return stamp
 
 
+#: Where a model folder keeps its fingerprint, beside the stamps of the files it was computed from.
+FINGERPRINT_FILE = "zhiku_fingerprint.json"
+# Not part of what decides the vectors: exports and markers made from the model, and its documentation.
+_NOT_MODEL_DIRS = {"onnx", "openvino"}
+_NOT_MODEL_SUFFIXES = {".md"}
+
+
+def _model_files(model_dir: Path) -> list[Path]:
+    files = []
+    for path in sorted(model_dir.rglob("*")):
+        rel = path.relative_to(model_dir)
+        if (not path.is_file() or rel.parts[0] in _NOT_MODEL_DIRS or any(p.startswith(".") for p in rel.parts)
+                or rel.name.startswith("zhiku_") or path.suffix.lower() in _NOT_MODEL_SUFFIXES):
+            continue
+        files.append(path)
+    return files
+
+
+def model_fingerprint(model_dir: Path) -> str:
+    """Twelve hex digits of SHA-256 over the files that decide the vectors (weights, tokenizer, configs;
+    not the ONNX exports, Zhiku's markers or README): the same model copied or rebuilt elsewhere keeps
+    it, another model dropped into the same folder changes it. Kept in the folder with the files' sizes
+    and mtimes, so it is hashed again only when a file changes (≈ 1 s for e5-small's 470 MB); a
+    read-only folder is hashed at each start. An empty or missing folder has none ("")."""
+    model_dir = Path(model_dir)
+    files = _model_files(model_dir) if model_dir.is_dir() else []
+    if not files:
+        return ""
+    stamp = {}
+    for path in files:
+        st = path.stat()
+        stamp[path.relative_to(model_dir).as_posix()] = [st.st_size, st.st_mtime_ns]
+    cache = model_dir / FINGERPRINT_FILE
+    known = _read_json(cache)
+    if known.get("files") == stamp and isinstance(known.get("fingerprint"), str):
+        return known["fingerprint"]
+    digest = hashlib.sha256()
+    for path in files:
+        file_hash = hashlib.sha256()
+        with path.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                file_hash.update(block)
+        digest.update(path.relative_to(model_dir).as_posix().encode() + b"\0" + file_hash.digest())
+    fingerprint = digest.hexdigest()[:12]
+    try:
+        partial = cache.with_name(f".{cache.name}.{os.getpid()}")
+        partial.write_text(json.dumps({"fingerprint": fingerprint, "files": stamp}, indent=2), encoding="utf-8")
+        partial.replace(cache)
+    except OSError:  # a read-only model folder: computed again next time
+        pass
+    return fingerprint
+
+
+def same_vectors(recorded: str, current: str) -> bool:
+    """Does an index recorded as built by `recorded` hold `current`'s vectors? Records from before
+    fingerprints (`<folder>` or `<folder>+int8`, no `@`) are taken for the folder's present model — what
+    those versions assumed too — and rewritten with the fingerprint."""
+    if recorded == current:
+        return True
+    if not recorded or "@" in recorded or "@" not in current:
+        return False
+    folder, _, rest = current.partition("@")
+    suffix = rest[rest.index("+"):] if "+" in rest else ""
+    return recorded == folder + suffix
+
+
 def onnx_is_current(model_dir: Path, variant: str = "fp32") -> bool:
     """True when the folder's ONNX export (`fp32` or `int8`) exists and was made from its current weights."""
     data = _read_json(onnx_marker(model_dir, variant))
@@ -138,7 +204,7 @@ class SentenceTransformerEmbedder:
     - `torch`: PyTorch only.
 
     A missing export falls back to the next (int8 → onnx → torch) with a warning; `backend` says which
-    runs, `name` names the vector space (`<folder>` or `<folder>+int8`).
+    runs, `name` names the vector space (`<folder>@<fingerprint>`, `+int8` for the int8 export's).
     """
 
     def __init__(self, path: Path, *, batch_size: int = 8, query_batch_size: int = 8, device: str = "cpu",
@@ -148,6 +214,7 @@ class SentenceTransformerEmbedder:
         self.device = device
         self.encoder = encoder
         self._backend: Encoder | None = None
+        self._name: str | None = None
         self._model = None
         self._onnx: OnnxEncoder | None = None
         self._ready = False
@@ -173,7 +240,13 @@ class SentenceTransformerEmbedder:
 
     @property
     def name(self) -> str:
-        return f"{self.path.name}+int8" if self.backend == "int8" else self.path.name
+        """The vector space: `<folder>@<fingerprint>`, `+int8` for the int8 export's (fp32 ONNX and
+        PyTorch give the same vectors and share a name)."""
+        if self._name is None:
+            fingerprint = model_fingerprint(self.path)
+            base = f"{self.path.name}@{fingerprint}" if fingerprint else self.path.name
+            self._name = f"{base}+int8" if self.backend == "int8" else base
+        return self._name
 
     def warm_up(self) -> None:
         """Load the model once (idempotent); a missing folder names the command that makes it."""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from sqlalchemy import text
@@ -71,11 +72,12 @@ def test_fresh_install_flow_is_idempotent(data_dir, model_path, monkeypatch):
     assert verified.exit_code == 0 and verified.output.startswith("OK")
 
     checked = zhiku("reindex", "--check")
-    assert checked.exit_code == 0 and "vectors of multilingual-e5-small)" in checked.output
+    fp32 = re.search(r"vectors of (multilingual-e5-small@[0-9a-f]{12})\)", checked.output)  # folder@fingerprint
+    assert checked.exit_code == 0 and fp32, checked.output
     # the index was built by the fp32 encoder (the default); another encoder is refused until `zhiku reindex`
     monkeypatch.setenv("ZHIKU_ENCODER", "int8")
     drift = zhiku("reindex", "--check")
-    assert drift.exit_code == 1 and "holds vectors of multilingual-e5-small, not multilingual-e5-small+int8" in drift.output, drift.output
+    assert drift.exit_code == 1 and f"holds vectors of {fp32[1]}, not {fp32[1]}+int8" in drift.output, drift.output
     refused = zhiku("serve", "--port", "0")
     assert refused.exit_code != 0 and "zhiku reindex" in str(refused.exception)
     monkeypatch.delenv("ZHIKU_ENCODER")

@@ -133,3 +133,27 @@ def test_a_model_with_another_dimension_gets_new_collections_on_reindex(open_run
     assert second.searcher.search("数字人民币钱包开通", top_k=1).hits[0].entry_id == "ECNY"
     third = open_runtime(Named("bge-small-zh", dim=64))  # and it reopens as it was left
     assert third.indexer.other_embedder() is None and third.sync_index().versions_indexed == 0
+
+
+def test_another_model_in_the_same_folder_is_caught_by_its_fingerprint(open_runtime):
+    first = open_runtime(Named("multilingual-e5-small@0123456789ab"))
+    first.sync_index()
+    second = open_runtime(Named("multilingual-e5-small@ba9876543210"))  # same folder, same size, other weights
+    with pytest.raises(Unavailable, match="zhiku reindex") as refused:
+        second.indexer.require_own_vectors()
+    assert "multilingual-e5-small@0123456789ab" in refused.value.message
+    assert second.sync_index().replaced_embedder == "multilingual-e5-small@0123456789ab"
+    assert recorded(second) == ["multilingual-e5-small@ba9876543210"] * 2
+
+
+def test_a_record_from_before_fingerprints_is_adopted_without_a_rebuild(open_runtime):
+    old = open_runtime(Named("multilingual-e5-small+int8"))  # what session 8's Zhiku recorded
+    old.sync_index()
+    new = open_runtime(Named("multilingual-e5-small@0123456789ab+int8"))
+    assert new.indexer.other_embedder() is None
+    new.indexer.require_own_vectors()  # `zhiku serve`: the record is brought up to date
+    assert recorded(new) == ["multilingual-e5-small@0123456789ab+int8"] * 2
+    assert new.sync_index().versions_indexed == 0
+    # but the old record is not the fp32 model's: another encoder is still refused
+    fp32 = open_runtime(Named("multilingual-e5-small@0123456789ab"))
+    assert fp32.indexer.other_embedder() == "multilingual-e5-small@0123456789ab+int8"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from ingestion.onnx_export import export_onnx, quantize_int8
-from retrieval.embedding import SentenceTransformerEmbedder, onnx_is_current, onnx_marker, onnx_path
+from retrieval.embedding import SentenceTransformerEmbedder, model_fingerprint, onnx_is_current, onnx_marker, onnx_path
 
 pytestmark = pytest.mark.slow
 
@@ -27,7 +27,9 @@ def exported(model_path):
 def test_onnx_queries_match_pytorch(exported):
     onnx = SentenceTransformerEmbedder(exported, encoder="onnx")
     torch = SentenceTransformerEmbedder(exported)
-    assert onnx.backend == "onnx" and torch.backend == "torch" and onnx.name == torch.name == exported.name
+    # the same vectors, one name: the folder and its model's fingerprint
+    assert onnx.backend == "onnx" and torch.backend == "torch"
+    assert onnx.name == torch.name == f"{exported.name}@{model_fingerprint(exported)}"
     got, want = onnx.encode_queries(QUERIES), torch.encode_queries(QUERIES)
     assert got.shape == want.shape == (len(QUERIES), 384)
     assert float(np.min(np.sum(got * want, axis=1))) > 0.9999
@@ -40,7 +42,7 @@ def test_onnx_queries_match_pytorch(exported):
 def test_int8_encodes_both_sides_close_to_fp32_and_names_its_vectors(exported):
     int8 = SentenceTransformerEmbedder(exported, encoder="int8")
     torch = SentenceTransformerEmbedder(exported)
-    assert int8.backend == "int8" and int8.name == f"{exported.name}+int8"  # the index records this name
+    assert int8.backend == "int8" and int8.name == f"{exported.name}@{model_fingerprint(exported)}+int8"  # the index records it
     assert int8.dim == 384
     for got, want in ((int8.encode_queries(QUERIES), torch.encode_queries(QUERIES)),
                       (int8.encode_passages(PASSAGES), torch.encode_passages(PASSAGES))):
@@ -79,7 +81,8 @@ def _own_model(model_path, tmp_path, keep: str):  # type: ignore[no-untyped-def]
 def test_without_an_int8_export_int8_falls_back_to_fp32_onnx(exported, tmp_path):
     folder = _own_model(exported, tmp_path, "model.onnx zhiku_onnx.json")
     embedder = SentenceTransformerEmbedder(folder, encoder="int8")
-    assert embedder.backend == "onnx" and embedder.name == folder.name  # so an int8 index is rebuilt, not mixed
+    # fp32's name, so an int8 index is rebuilt, not mixed (the weights are the same: so is the fingerprint)
+    assert embedder.backend == "onnx" and embedder.name == f"{folder.name}@{model_fingerprint(exported)}"
     assert embedder.encode_queries(["房贷利率"]).shape == (1, 384)
 
 
