@@ -16,7 +16,9 @@ One tracker per process, shared by all conversations; each conversation's memory
    one if it has no topic word), a turn whose own best entry is about a topic word the shown cards
    do not cover, or a new product — a topic that goes on keeps its cards, so the sidebar does not
    flicker.
-   Topic words are the knowledge base's own vocabulary less everyday Chinese (jieba's IDF).
+   Topic words are the knowledge base's own vocabulary less everyday Chinese (jieba's IDF): the
+   entries' headings (titles, synonyms, tags, summaries) for the hysteresis; a question using a word of
+   their texts is not vague even where the headings are bare (a corpus of titles and bodies only).
 """
 from __future__ import annotations
 
@@ -200,6 +202,9 @@ class TopicTracker:
         self._products: list[tuple[str, str]] = []
         self._product_names: dict[str, str] = {}  # entry id -> its names, for references back ("那张卡")
         self._vocabulary: frozenset[str] = frozenset()
+        self._lexicon: frozenset[str] = frozenset()  # the same of everything a card shows (body, facts, script)
+        self._text_terms: dict[str, frozenset[str]] = {}  # an entry's text -> its words, kept across refreshes
+        self._terms_generation = -1
         self._texts: dict[str, str] = {}
         self._headings: dict[str, str] = {}
 
@@ -208,15 +213,21 @@ class TopicTracker:
         base's vocabulary (what counts as a topic word) and each entry's text (what a card covers)."""
         names: dict[str, str] = {}
         frequency: dict[str, int] = {}
+        everywhere: dict[str, int] = {}
+        terms: dict[str, frozenset[str]] = {}
         texts: dict[str, str] = {}
         headings: dict[str, str] = {}
+        known = self._text_terms if self._terms_generation == self.searcher.analyzer.generation else {}
         for entry_id, profile in profiles.items():
             if profile.is_product:
                 names.update({normalize(n): entry_id for n in profile.names if len(n.strip()) >= 2})
             heading = normalize(" ".join(profile.names + profile.keywords))
-            for term in {t for t in self.searcher.analyzer.tokens(heading) if not t.startswith("#") and len(t) >= 2}:
+            for term in self._terms(heading):
                 frequency[term] = frequency.get(term, 0) + 1
-            texts[entry_id] = normalize(f"{heading} {profile.text}")
+            texts[entry_id] = text = normalize(f"{heading} {profile.text}")
+            terms[text] = known.get(text) or frozenset(self._terms(text))  # an unchanged entry is not cut again
+            for term in terms[text]:
+                everywhere[term] = everywhere.get(term, 0) + 1
             headings[entry_id] = heading
         common = max(3, int(self.config.common_share * len(profiles)))
         self._products = sorted(names.items(), key=lambda kv: -len(kv[0]))
@@ -224,8 +235,13 @@ class TopicTracker:
         for name, entry_id in names.items():
             self._product_names[entry_id] = f"{self._product_names.get(entry_id, '')} {name}"
         self._vocabulary = frozenset(t for t, n in frequency.items() if n <= common)
+        self._lexicon = frozenset(t for t, n in everywhere.items() if n <= common)
         self._texts = texts
+        self._text_terms, self._terms_generation = terms, self.searcher.analyzer.generation
         self._headings = headings
+
+    def _terms(self, text: str) -> set[str]:
+        return {t for t in self.searcher.analyzer.tokens(text) if not t.startswith("#") and len(t) >= 2}
 
     def _profile_of(self, entry_id: str) -> str:
         return self._headings.get(entry_id, "")
@@ -257,7 +273,8 @@ class TopicTracker:
         back_to = self._referent(state, content) if not named else None
         # No topic word, product or reference back (mood, names, "那怎么办", "存一万二能抵多少税"): only a
         # confident question of its own about something not shown may move the cards.
-        vague = not terms and not named and back_to is None
+        vague = not terms and not named and back_to is None and not (
+            _ASKS.search(content) and self.domain_terms(content, self._lexicon))
         if vague and not final:
             return TurnOutcome(False, list(state.cards), content, 0.0, took_ms=_ms(started))
 
@@ -314,13 +331,14 @@ class TopicTracker:
             scores[back_to["entry_id"]] = max(scores.values(), default=0.0) + 1.0
         return [e for e in sorted(scores, key=lambda e: -scores[e]) if e not in state.dismissed]
 
-    def domain_terms(self, content: str) -> list[str]:
+    def domain_terms(self, content: str, vocabulary: frozenset[str] | None = None) -> list[str]:
         """Words of the turn that the knowledge base uses, that not every entry uses and that are not
         everyday words (jieba's general-Chinese IDF; words it does not know count as specific)."""
         found: list[str] = []
         idf = _general_idf()
+        vocabulary = self._vocabulary if vocabulary is None else vocabulary
         for term in self.searcher.analyzer.tokens(content):
-            if (not term.startswith("#") and term in self._vocabulary and term not in found
+            if (not term.startswith("#") and term in vocabulary and term not in found
                     and idf.get(term, math.inf) >= self.config.general_idf):
                 found.append(term)
         return found
