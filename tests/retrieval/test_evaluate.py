@@ -10,7 +10,7 @@ from api.cli import app
 from api.evaluation import evaluate_retrieval
 from kb.errors import ValidationFailed
 from retrieval.embedding import HashingEmbedder
-from retrieval.evaluate import QueryResult, score
+from retrieval.evaluate import QueryResult, corpus_entries, score
 
 KEYS = {"n", "hit@1", "hit@3", "hit@5", "mrr@10", "ndcg@10", "p50_ms", "p95_ms"}
 
@@ -81,3 +81,16 @@ def test_eval_cli_on_the_demo_questions(tmp_path, model_path, monkeypatch):
     assert KEYS <= set(report) and report["n"] == 320
     assert report["hit@5"] >= 0.97  # measured 0.975 (docs/BENCHMARKS.md)
     assert report["results"][0]["ranked"][0].startswith("KB-")
+
+
+def test_a_corpus_may_use_category_labels_of_its_own():
+    """`category?` is the corpus's own label: the knowledge base's branch names map to theirs, anything
+    else (信用卡, 理财产品) loads as an FAQ instead of failing the run."""
+    rows = [{"id": "a", "title": "房贷利率", "text": "…", "category": "理财产品"},
+            {"id": "b", "title": "年费", "text": "…", "category": "常见问题"},
+            {"id": "c", "title": "大额存单", "text": "…", "category": "Product"},
+            {"id": "d", "title": "", "text": "数字人民币钱包分四类", "category": ""},
+            {"id": 5, "text": "只有正文"}]
+    loaded = {cid: data for cid, _, data in corpus_entries(rows)}
+    assert {cid: d["category"] for cid, d in loaded.items()} == {"a": "faq", "b": "faq", "c": "product", "d": "faq", "5": "faq"}
+    assert loaded["d"]["title"] == "数字人民币钱包分四类" and loaded["5"]["title"] == "只有正文"
