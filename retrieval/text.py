@@ -68,7 +68,6 @@ class Analyzer:
         self._jieba.initialize()
         self._lock = threading.Lock()
         self.bigrams, self.k1, self.b, self.avg_len = bigrams, k1, b, avg_len
-        self.generation = 0  # counts changes to the dictionary: tokens cached from before may differ
         for word in _dictionary_words():
             self._jieba.add_word(word, freq=50_000)
         self.add_words(extra_words)
@@ -78,9 +77,10 @@ class Analyzer:
         with self._lock:
             for word in words:
                 word = normalize(word)
+                # once: jieba adds every call's frequency to its total, so re-adding the knowledge base's words
+                # at each refresh would shift how all text is cut
                 if 2 <= len(word) <= 20 and " " not in word and self._jieba.FREQ.get(word) != 20_000:
                     self._jieba.add_word(word, freq=20_000)
-                    self.generation += 1
 
     def tokens(self, text: str) -> list[str]:
         """Terms of already-normalised text: jieba words (no stopwords) and Han bigrams."""

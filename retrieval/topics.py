@@ -203,8 +203,10 @@ class TopicTracker:
         self._product_names: dict[str, str] = {}  # entry id -> its names, for references back ("那张卡")
         self._vocabulary: frozenset[str] = frozenset()
         self._lexicon: frozenset[str] = frozenset()  # the same of everything a card shows (body, facts, script)
-        self._text_terms: dict[str, frozenset[str]] = {}  # an entry's text -> its words, kept across refreshes
-        self._terms_generation = -1
+        # an entry's raw text -> (normalised, its words), kept across refreshes: a publish cuts only what changed
+        # (an unchanged text keeps the cut of its time, before words the experts added later — close enough
+        # for telling topical words from everyday ones, and it bounds a refresh's cost)
+        self._cut: dict[str, tuple[str, frozenset[str]]] = {}
         self._texts: dict[str, str] = {}
         self._headings: dict[str, str] = {}
 
@@ -214,19 +216,20 @@ class TopicTracker:
         names: dict[str, str] = {}
         frequency: dict[str, int] = {}
         everywhere: dict[str, int] = {}
-        terms: dict[str, frozenset[str]] = {}
+        cut: dict[str, tuple[str, frozenset[str]]] = {}
         texts: dict[str, str] = {}
         headings: dict[str, str] = {}
-        known = self._text_terms if self._terms_generation == self.searcher.analyzer.generation else {}
         for entry_id, profile in profiles.items():
             if profile.is_product:
                 names.update({normalize(n): entry_id for n in profile.names if len(n.strip()) >= 2})
             heading = normalize(" ".join(profile.names + profile.keywords))
             for term in self._terms(heading):
                 frequency[term] = frequency.get(term, 0) + 1
-            texts[entry_id] = text = normalize(f"{heading} {profile.text}")
-            terms[text] = known.get(text) or frozenset(self._terms(text))  # an unchanged entry is not cut again
-            for term in terms[text]:
+            raw = f"{heading} {profile.text}"
+            if raw not in cut:
+                cut[raw] = self._cut.get(raw) or self._cut_text(raw)
+            texts[entry_id], words = cut[raw]
+            for term in words:
                 everywhere[term] = everywhere.get(term, 0) + 1
             headings[entry_id] = heading
         common = max(3, int(self.config.common_share * len(profiles)))
@@ -237,8 +240,12 @@ class TopicTracker:
         self._vocabulary = frozenset(t for t, n in frequency.items() if n <= common)
         self._lexicon = frozenset(t for t, n in everywhere.items() if n <= common)
         self._texts = texts
-        self._text_terms, self._terms_generation = terms, self.searcher.analyzer.generation
+        self._cut = cut
         self._headings = headings
+
+    def _cut_text(self, raw: str) -> tuple[str, frozenset[str]]:
+        text = normalize(raw)
+        return text, frozenset(self._terms(text))
 
     def _terms(self, text: str) -> set[str]:
         return {t for t in self.searcher.analyzer.tokens(text) if not t.startswith("#") and len(t) >= 2}

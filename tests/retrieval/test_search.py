@@ -213,6 +213,21 @@ def test_words_with_a_sign_in_them_are_search_terms(text, terms):
     assert terms <= set(analyzer.tokens(normalize(text)))
 
 
+def test_teaching_the_same_words_again_does_not_change_how_text_is_cut():
+    """Every refresh teaches the tokenizer the knowledge base's words again; jieba adds each call's
+    frequency to its total, which used to shift the cut of all text a little with every publish."""
+    from retrieval.text import Analyzer
+
+    analyzer = Analyzer()
+    words = ["薪享通", "惠商贷", "数币卡", "e-CNY"]
+    analyzer.add_words(words)
+    total = analyzer._jieba.total
+    for _ in range(50):
+        analyzer.add_words(words)
+    assert analyzer._jieba.total == total
+    assert "惠商贷" in analyzer.tokens("惠商贷的额度多少")
+
+
 def test_each_version_has_its_names_indexed_beside_its_chunks(loaded):
     from sqlmodel import Session
 

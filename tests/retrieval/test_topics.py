@@ -6,7 +6,8 @@ import pytest
 
 from ingestion.demo import load_demo
 from kb.db import session_scope
-from retrieval.topics import AGENT, CUSTOMER, TopicConfig, TopicState, TopicTracker, content_of, opens_new_matter, settles
+from retrieval.topics import (AGENT, CUSTOMER, EntryProfile, TopicConfig, TopicState, TopicTracker, content_of,
+                              opens_new_matter, settles)
 
 
 @pytest.mark.parametrize("text", [
@@ -249,3 +250,22 @@ def test_entries_the_experts_linked_to_the_leader_move_up(tracker):
     assert ranking(0.2) == ["KB-S009", "KB-S010", "KB-P001", "KB-P036"]
     assert "KB-S012" in tracker.searcher.associations.related_to("KB-S009")
     assert "KB-S012" not in ranking(0.2)
+
+
+def test_a_refresh_cuts_only_the_entries_that_changed(demo_runtime):
+    """The tracker learns its topic words from every entry's text; after a publish only changed texts
+    are normalised and cut again (a refresh runs after each published batch)."""
+    tracker = TopicTracker(searcher=demo_runtime.searcher)
+    profiles = dict(demo_runtime._profiles)
+    tracker.set_knowledge(profiles)
+    before = dict(tracker._cut)
+    changed = next(iter(profiles))
+    old = profiles[changed]
+    profiles[changed] = EntryProfile(names=old.names, keywords=old.keywords, text=old.text + " 新增：可在手机银行办理",
+                                     is_product=old.is_product)
+    calls = []
+    cut = tracker._cut_text
+    tracker._cut_text = lambda raw: calls.append(raw) or cut(raw)  # type: ignore[method-assign]
+    tracker.set_knowledge(profiles)
+    assert len(calls) == 1 and "新增：可在手机银行办理" in calls[0]
+    assert len(tracker._cut) == len(before)  # the old text's cut is dropped, not kept for ever
