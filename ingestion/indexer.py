@@ -80,7 +80,7 @@ class Indexer:
         for index in self.indexes:
             index.ensure_collection(dim=self.embedder.dim, recreate=recreate)
             recorded = index.embedder()
-            if recorded != self.embedder.name and (index.count() == 0 or same_vectors(recorded or "", self.embedder.name)):
+            if recorded != self.embedder.name and (index.count() == 0 or same_vectors(recorded, self.embedder.name)):
                 index.set_embedder(self.embedder.name)
 
     def other_embedder(self) -> str | None:
@@ -88,7 +88,7 @@ class Indexer:
         points from before recording (vectors of unknown origin are treated as another embedder's)."""
         for index in self.indexes:
             recorded = index.embedder()
-            if same_vectors(recorded or "", self.embedder.name) or index.count() == 0:  # an empty index mixes nothing
+            if same_vectors(recorded, self.embedder.name) or index.count() == 0:  # an empty index mixes nothing
                 continue
             return recorded or UNRECORDED
         return None

@@ -110,16 +110,16 @@ def model_fingerprint(model_dir: Path) -> str:
                 file_hash.update(block)
         digest.update(path.relative_to(model_dir).as_posix().encode() + b"\0" + file_hash.digest())
     fingerprint = digest.hexdigest()[:12]
+    partial = cache.with_name(f".{cache.name}.{os.getpid()}")
     try:
-        partial = cache.with_name(f".{cache.name}.{os.getpid()}")
         partial.write_text(json.dumps({"fingerprint": fingerprint, "files": stamp}, indent=2), encoding="utf-8")
         partial.replace(cache)
     except OSError:  # a read-only model folder: computed again next time
-        pass
+        partial.unlink(missing_ok=True)
     return fingerprint
 
 
-def same_vectors(recorded: str, current: str) -> bool:
+def same_vectors(recorded: str | None, current: str) -> bool:
     """Does an index recorded as built by `recorded` hold `current`'s vectors? Records from before
     fingerprints (`<folder>` or `<folder>+int8`, no `@`) are taken for the folder's present model — what
     those versions assumed too — and rewritten with the fingerprint."""
