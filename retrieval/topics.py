@@ -63,18 +63,19 @@ _ANAPHORA = re.compile(
     r"[^，。？！,.?!\s]{0,4}?(?P<noun>理财|产品|基金|保险|存单|卡|贷款?|金条|钱包|账户|存款)"
     r"|(买|办|存|借|投)的(那|这)[个款只笔张份]|^它|[，,\s]它")
 # A customer who asks to wait ("稍等，我看下我的测评结果") is busy, not asking: unless the turn also asks
-# or requests something, it changes nothing. A question may be A-not-A (开不开, 能不能) or a tag (是吧).
+# or requests something, it changes nothing. A question may be A-not-A (开不开, 有没有, 安全不安全) or a tag (是吧).
 _WAITING = re.compile(r"稍等|等一?下|等等|我(找|看|查|翻|登|打开)[^，。？！,.?!\s]{0,8}?(一?下|看看)")
 _ASKS = re.compile(
-    r"[?？吗么嘛呢]|怎|什么|啥|多少|几|哪|谁|([\u4e00-\u9fff])不\1|可不可以|是吧|对吧|为啥|为什么|如何|咋|多久"
+    r"[?？吗么嘛呢]|怎|什么|啥|多少|几|哪|谁|([\u4e00-\u9fff]{1,2})[不没]\1|可不可以|是吧|对吧|为啥|为什么|如何|咋|多久"
     r"|区别|能否|是否|行不|可以不|我要|帮我|给我|请帮")
 # A customer who settles on something ("好的 那我先分期吧", "行 那我先买二十万", "那就用积分抵吧") and asks
 # nothing goes on with the matter the cards are for: the cards stay.
 _SETTLES = re.compile(r"(^|[，。！,.!\s])([好行嗯哦]|好的|好吧|可以|明白了?|知道了?)?[，,\s]*那(么)?(我|就)")
 # Words that open a new matter ("对了", "另外", "还有就是", "顺便问一下"): the turn asks something the
-# cards shown so far were not for, even when it also refers back ("对了，刚才那张信用卡也要挂失吗").
+# cards shown so far were not for, even when it also refers back ("对了，刚才那张信用卡也要挂失吗") or follows
+# a "那" ("OK 那另外问一下").
 _TOPIC_TURN = re.compile(
-    r"(^|[，。！？,.!?\s])([哦噢嗯啊哎诶好的是]+[，,\s]*)?"
+    r"(^|[，。！？,.!?\s])([哦噢嗯啊哎诶好的是那]+[，,\s]*)?"
     r"(对了|另外|还有(就是|一?个事|一件事|一?个问题)|顺便|再问(一下|一?个)|换个(话题|问题)|另一个问题)")
 
 

@@ -165,6 +165,7 @@ def test_a_follow_up_about_something_the_cards_do_not_cover_moves_them(tracker):
 @pytest.mark.parametrize("text, opens", [
     ("哦对了，刚才那张信用卡也要挂失吗", True), ("另外我想幫我媽辦一張副卡", True), ("还有就是账单日能改吗", True),
     ("顺便问一下，大额存单利率多少", True), ("好的。另外，定投怎么设", True), ("嗯 还有个事 我有笔定期", True),
+    ("OK 那另外问一下 你们有没有医疗险", True), ("好的 那顺便问下积分", True),
     ("我想换个大点的房子", False), ("对的对的", False), ("还有吗", False), ("那利率呢", False),
 ])
 def test_words_that_open_a_new_matter(text, opens):
@@ -203,10 +204,11 @@ def test_a_turn_without_topic_words_moves_the_cards_only_when_its_search_is_sure
     ("好吧 那我先不买了", True), ("明白了，那我再想想", True),
     ("那我重新测一下行不行", False), ("那就好 周六开不开门啊", False), ("那我得自己去网点是吧", False),
     ("那我要挂失", False), ("对了 那我上个月买的那个现在能卖了吗", False), ("我想先分期", False),
-    ("哦 对了 那我还有一笔定期", False),
+    ("哦 对了 那我还有一笔定期", False), ("那我先存着 安全不安全啊", False), ("那就办这个 有没有年费", False),
+    ("那我就等 到账没到账我怎么看", False),
 ])
 def test_a_customer_who_settles_on_something_asks_nothing(text, settled):
-    """"那我先…吧 / 那就…" without a question — A-not-A (开不开, 行不行) and tags (是吧) are questions —
+    """"那我先…吧 / 那就…" without a question — A-not-A (开不开, 有没有, 安全不安全) and tags (是吧) are questions —
     and without opening a new matter."""
     assert settles(text) is settled
 
