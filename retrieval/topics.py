@@ -63,11 +63,13 @@ _ANAPHORA = re.compile(
     r"[^，。？！,.?!\s]{0,4}?(?P<noun>理财|产品|基金|保险|存单|卡|贷款?|金条|钱包|账户|存款)"
     r"|(买|办|存|借|投)的(那|这)[个款只笔张份]|^它|[，,\s]它")
 # A customer who asks to wait ("稍等，我看下我的测评结果") is busy, not asking: unless the turn also asks
-# or requests something, it changes nothing. A question may be A-not-A (开不开, 有没有, 安全不安全) or a tag (是吧).
+# or requests something, it changes nothing. A question may be A-not-A (开不开, 有没有, 安全不安全), a tag (是吧)
+# or ask for confirmation (装修能用吧, 不会扣钱吧).
 _WAITING = re.compile(r"稍等|等一?下|等等|我(找|看|查|翻|登|打开)[^，。？！,.?!\s]{0,8}?(一?下|看看)")
 _ASKS = re.compile(
     r"[?？吗么嘛呢]|怎|什么|啥|多少|几|哪|谁|([\u4e00-\u9fff]{1,2})[不没]\1|可不可以|是吧|对吧|为啥|为什么|如何|咋|多久"
-    r"|区别|能否|是否|行不|可以不|我要|帮我|给我|请帮")
+    r"|区别|能否|是否|行不|可以不|我要|帮我|给我|请帮"
+    r"|((?<!可)能|可以|会)[^，。！？,.!?\s]{0,6}吧")
 # A customer who settles on something ("好的 那我先分期吧", "行 那我先买二十万", "那就用积分抵吧") and asks
 # nothing goes on with the matter the cards are for: the cards stay.
 _SETTLES = re.compile(r"(^|[，。！,.!\s])([好行嗯哦]|好的|好吧|可以|明白了?|知道了?)?[，,\s]*那(么)?(我|就)")

@@ -205,7 +205,8 @@ def test_a_turn_without_topic_words_moves_the_cards_only_when_its_search_is_sure
     ("那我重新测一下行不行", False), ("那就好 周六开不开门啊", False), ("那我得自己去网点是吧", False),
     ("那我要挂失", False), ("对了 那我上个月买的那个现在能卖了吗", False), ("我想先分期", False),
     ("哦 对了 那我还有一笔定期", False), ("那我先存着 安全不安全啊", False), ("那就办这个 有没有年费", False),
-    ("那我就等 到账没到账我怎么看", False),
+    ("那我就等 到账没到账我怎么看", False), ("那我装修能用吧 老房子想翻新", False),
+    ("那我先转过去 不会扣钱吧", False), ("那我可能记错了吧", True),
 ])
 def test_a_customer_who_settles_on_something_asks_nothing(text, settled):
     """"那我先…吧 / 那就…" without a question — A-not-A (开不开, 有没有, 安全不安全) and tags (是吧) are questions —
