@@ -9,18 +9,23 @@ from pathlib import Path
 
 import pytest
 
-from kb.demo import DEMO_DIR
+from kb.demo import DEMO_DIR, DEMO_ENTRIES
 from kb.errors import ValidationFailed
 from retrieval.dialogs import DialogResult, TurnResult, misses, parse_dialog, score_dialogs
 
 DEV_DIALOGS = DEMO_DIR / "dialogs.jsonl"
+BENCH_DATA = Path(__file__).resolve().parents[2] / "bench" / "data"
 
 
-def test_the_teams_dialogues_parse():
-    lines = [json.loads(line) for line in DEV_DIALOGS.read_text(encoding="utf-8").splitlines() if line.strip()]
+@pytest.mark.parametrize("path", [DEV_DIALOGS, *sorted(BENCH_DATA.glob("dialogs_*.jsonl"))], ids=lambda p: p.name)
+def test_the_dialogue_sets_parse_and_name_demo_entries(path):
+    """The team's dialogues and the sets written apart from the code (docs/BENCHMARKS.md)."""
+    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     dialogs = [parse_dialog(line, n) for n, line in enumerate(lines, start=1)]
-    assert len(dialogs) >= 30
-    assert sum(len(d.expected) for d in dialogs) >= 100
+    assert len(dialogs) >= 24
+    assert sum(len(d.expected) for d in dialogs) >= 90
+    demo_ids = {entry.stem for entry in DEMO_ENTRIES.glob("*.md")}
+    assert {i for d in dialogs for ids in d.expected.values() for i in ids} <= demo_ids
 
 
 @pytest.mark.parametrize("line, field", [
