@@ -104,8 +104,8 @@ def test_eval_conversations_on_the_dialogues_written_blind(tmp_path, model_path)
     less of what customers who avoid the entries' words ask) — a floor so that tuning to the team's set
     cannot quietly cost unseen speech."""
     both = tmp_path / "blind.jsonl"
-    both.write_text("".join(p.read_text(encoding="utf-8") for p in sorted(BENCH_DATA.glob("dialogs_heldout[23].jsonl"))),
-                    encoding="utf-8")
+    sets = sorted(BENCH_DATA.glob("dialogs_heldout[23].jsonl"))
+    both.write_text("".join(p.read_text(encoding="utf-8").rstrip("\n") + "\n" for p in sets), encoding="utf-8")
     report = _eval_conversations(tmp_path, model_path, dialogs=both)
     assert report["n_dialogs"] == 48 and report["n_checkpoints"] == 211
     assert report["recall@3"] >= BLIND_RECALL_FLOOR and report["stable_ratio"] >= BLIND_STABLE_FLOOR, report
