@@ -55,15 +55,20 @@ def onnx_marker(model_dir: Path, variant: str = "fp32") -> Path:
     return Path(model_dir) / ONNX_VARIANTS[variant][1]
 
 
-def weights_stamp(model_dir: Path) -> dict[str, list[int]]:
-    """Size and mtime of the folder's weight files: cheap, and different whenever the model is rebuilt."""
+def _stamp(model_dir: Path, files: list[Path]) -> dict[str, list[int]]:
+    """Size and mtime of each file, by its path in the folder: cheap, and different whenever a file is rebuilt."""
     stamp = {}
-    for name in ("model.safetensors", "pytorch_model.bin"):
-        path = Path(model_dir) / name
-        if path.is_file():
-            st = path.stat()
-            stamp[name] = [st.st_size, st.st_mtime_ns]
+    for path in files:
+        st = path.stat()
+        stamp[path.relative_to(model_dir).as_posix()] = [st.st_size, st.st_mtime_ns]
     return stamp
+
+
+def weights_stamp(model_dir: Path) -> dict[str, list[int]]:
+    """Size and mtime of the folder's weight files."""
+    model_dir = Path(model_dir)
+    weights = [model_dir / name for name in ("model.safetensors", "pytorch_model.bin")]
+    return _stamp(model_dir, [path for path in weights if path.is_file()])
 
 
 #: Where a model folder keeps its fingerprint, beside the stamps of the files it was computed from.
@@ -94,21 +99,18 @@ def model_fingerprint(model_dir: Path) -> str:
     files = _model_files(model_dir) if model_dir.is_dir() else []
     if not files:
         return ""
-    stamp = {}
-    for path in files:
-        st = path.stat()
-        stamp[path.relative_to(model_dir).as_posix()] = [st.st_size, st.st_mtime_ns]
+    stamp = _stamp(model_dir, files)
     cache = model_dir / FINGERPRINT_FILE
     known = _read_json(cache)
     if known.get("files") == stamp and isinstance(known.get("fingerprint"), str):
         return known["fingerprint"]
     digest = hashlib.sha256()
-    for path in files:
+    for rel in stamp:
         file_hash = hashlib.sha256()
-        with path.open("rb") as fh:
+        with (model_dir / rel).open("rb") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 file_hash.update(block)
-        digest.update(path.relative_to(model_dir).as_posix().encode() + b"\0" + file_hash.digest())
+        digest.update(rel.encode() + b"\0" + file_hash.digest())
     fingerprint = digest.hexdigest()[:12]
     partial = cache.with_name(f".{cache.name}.{os.getpid()}")
     try:
