@@ -17,7 +17,7 @@ from kb.errors import Unavailable
 from kb.models import OutboxEvent
 from kb.timeutil import utcnow
 from kb.settings import Settings
-from retrieval.embedding import BatchingEmbedder, Embedder, SentenceTransformerEmbedder
+from retrieval.embedding import BatchingEmbedder, Embedder, SentenceTransformerEmbedder, encoder_for
 from retrieval.index.base import VectorIndex
 from retrieval.search import Association, Associations, Searcher
 from retrieval.text import Analyzer
@@ -74,8 +74,9 @@ class Runtime:
     def embedder(self) -> Embedder:
         with self._lock:
             if self._embedder is None:
+                encoder = encoder_for(self.settings.encoder, self.index.embedder())
                 self._embedder = BatchingEmbedder(SentenceTransformerEmbedder(
-                    self.settings.model_path, query_batch_size=64, encoder=self.settings.encoder))
+                    self.settings.model_path, query_batch_size=64, encoder=encoder))
             return self._embedder
 
     @property

@@ -19,12 +19,14 @@ class Settings(BaseSettings):
     qdrant_url: str | None = Field(default=None, description="Qdrant server URL; unset = embedded engine under <data_dir>/index.")
     qdrant_api_key: str | None = Field(default=None, description="API key for the Qdrant server, if it needs one.")
     embed_model: str | None = Field(default=None, description="Path of a local sentence-transformers folder; default <data_dir>/models/multilingual-e5-small (built by `zhiku models prepare`).")
-    encoder: Literal["onnx", "int8", "torch"] = Field(
-        default="onnx", validation_alias=AliasChoices("ZHIKU_ENCODER", "ZHIKU_QUERY_ENCODER"),
-        description="How texts are embedded: onnx (queries through the model's fp32 ONNX export made by `zhiku models "
-                    "prepare` — the same vectors as PyTorch, faster; passages through PyTorch), int8 (queries and passages "
-                    "through its int8 export: half the time per query, a little less stable live cards — docs/BENCHMARKS.md; "
-                    "run `zhiku reindex` after switching) or torch.")
+    encoder: Literal["auto", "onnx", "int8", "torch"] = Field(
+        default="auto", validation_alias=AliasChoices("ZHIKU_ENCODER", "ZHIKU_QUERY_ENCODER"),
+        description="How texts are embedded: auto (the encoder whose vectors the index holds: int8 for an index built "
+                    "with int8, else onnx), onnx (fp32: queries through the model's fp32 ONNX export made by `zhiku "
+                    "models prepare` — the same vectors as PyTorch, faster; passages through PyTorch), int8 (queries and "
+                    "passages through its int8 export: a third less time per utterance, no PyTorch in the process, "
+                    "retrieval a hair lower — docs/BENCHMARKS.md) or torch. Switch an index with `ZHIKU_ENCODER=… "
+                    "zhiku reindex`; auto follows it from then on.")
     host: str = Field(default="127.0.0.1", description="Address `zhiku serve` binds.")
     port: int = Field(default=8000, description="Port `zhiku serve` binds.")
     secret_key: str | None = Field(default=None, description="Signing key for sessions and tokens; default: generated once into <data_dir>/secret_key.")

@@ -8,6 +8,7 @@ import logging
 import os
 import queue
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
@@ -121,6 +122,16 @@ def model_fingerprint(model_dir: Path) -> str:
     return fingerprint
 
 
+def encoder_for(setting: str, recorded: str | None) -> Encoder:
+    """The encoder to run for the `ZHIKU_ENCODER` setting: a named one as it is; `auto` follows the index —
+    int8 for one recorded as int8's, fp32 (`onnx`) for any other and for a new one. An index switched once
+    (`ZHIKU_ENCODER=int8 zhiku reindex`) is then served, indexed and checked with its own encoder by every
+    process without the variable (a server or worker started without it used to refuse the index)."""
+    if setting != "auto":
+        return setting  # type: ignore[return-value]
+    return "int8" if recorded and recorded.endswith("+int8") else "onnx"
+
+
 def same_vectors(recorded: str | None, current: str) -> bool:
     """Does an index recorded as built by `recorded` hold `current`'s vectors? Records from before
     fingerprints (`<folder>` or `<folder>+int8`, no `@`) are taken for the folder's present model — what
@@ -150,7 +161,6 @@ class OnnxEncoder:
 
     def __init__(self, path: Path, *, onnx_file: Path | None = None, threads: int | None = None) -> None:
         import onnxruntime
-        from transformers import AutoTokenizer
 
         path = Path(path)
         self.prompts = _read_json(path / "config_sentence_transformers.json").get("prompts") or {}
@@ -159,7 +169,7 @@ class OnnxEncoder:
         if not self.cls and not pooling.get("pooling_mode_mean_tokens", True):
             raise ValueError(f"{path}: only mean or CLS pooling runs on ONNX")
         self.max_length = int(_read_json(path / "sentence_bert_config.json").get("max_seq_length") or 512)
-        self.tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        self.tokenizer = _fast_tokenizer(path, self.max_length)
         options = onnxruntime.SessionOptions()
         # Half the cores: the other half serve the requests around it (measured under the live-card load).
         options.intra_op_num_threads = threads or max(1, (os.cpu_count() or 2) // 2)
@@ -178,10 +188,8 @@ class OnnxEncoder:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for start in range(0, len(order), self.SUB_BATCH):
             part = order[start:start + self.SUB_BATCH]
-            batch = self.tokenizer([prefix + texts[i] for i in part], padding=True, truncation=True,
-                                   max_length=self.max_length, return_tensors="np")
-            mask = batch["attention_mask"].astype(np.int64)
-            hidden = self.session.run(None, {"input_ids": batch["input_ids"].astype(np.int64), "attention_mask": mask})[0]
+            ids, mask = self.tokenizer([prefix + texts[i] for i in part])
+            hidden = self.session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
             if self.cls:
                 pooled = hidden[:, 0]
             else:
@@ -191,6 +199,41 @@ class OnnxEncoder:
         return out
 
 
+def _fast_tokenizer(path: Path, max_length: int) -> Callable[[list[str]], tuple[np.ndarray, np.ndarray]]:
+    """The folder's tokenizer as a function of texts → (input ids, attention mask), padded to the longest
+    and truncated to `max_length`. A `tokenizer.json` runs on the `tokenizers` library alone — importing
+    `transformers` would import PyTorch, which the int8 encoder otherwise never needs (≈ 220 MB, seconds);
+    a folder without one goes through `transformers`' AutoTokenizer."""
+    file = path / "tokenizer.json"
+    if not file.is_file():
+        from transformers import AutoTokenizer
+
+        slow = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+
+        def by_transformers(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+            batch = slow(texts, padding=True, truncation=True, max_length=max_length, return_tensors="np")
+            return batch["input_ids"].astype(np.int64), batch["attention_mask"].astype(np.int64)
+
+        return by_transformers
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(file))
+    config = {**_read_json(path / "special_tokens_map.json"), **_read_json(path / "tokenizer_config.json")}
+    pad = config.get("pad_token")
+    pad = pad.get("content") if isinstance(pad, dict) else pad
+    pad_id = tokenizer.token_to_id(pad) if pad else None
+    tokenizer.enable_truncation(max_length=max_length)
+    tokenizer.enable_padding(pad_id=pad_id or 0, pad_token=pad or "[PAD]")
+
+    def by_tokenizers(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        encodings = tokenizer.encode_batch(texts)  # configured once above; encoding only reads it
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        return ids, mask
+
+    return by_tokenizers
+
+
 class SentenceTransformerEmbedder:
     """A sentence-transformers model loaded from a local folder only; never reaches a hub.
 
@@ -198,9 +241,9 @@ class SentenceTransformerEmbedder:
     without prompts (bge, …) encode the raw text. `encoder` picks the runtime:
 
     - `int8`: queries and passages through the folder's int8 ONNX export — half the time of fp32 per query,
-      retrieval on a par, live cards a little less stable (docs/BENCHMARKS.md); its vectors differ slightly
-      from fp32, so the index records
-      which encoder built it (`name`) and is rebuilt when that changes. PyTorch is not loaded.
+      retrieval a hair lower, live cards on a par (docs/BENCHMARKS.md); its vectors differ slightly from fp32, so the
+      index records which encoder built it (`name`) and is rebuilt when that changes. Neither PyTorch nor
+      `transformers` is loaded (the tokenizer runs on `tokenizers`).
     - `onnx`: queries through the fp32 export (the same vectors as PyTorch, faster on short texts),
       passages through PyTorch.
     - `torch`: PyTorch only.

@@ -3,12 +3,16 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from ingestion.onnx_export import export_onnx, quantize_int8
-from retrieval.embedding import SentenceTransformerEmbedder, model_fingerprint, onnx_is_current, onnx_marker, onnx_path
+from retrieval.embedding import (SentenceTransformerEmbedder, encoder_for, model_fingerprint, onnx_is_current, onnx_marker,
+                                 onnx_path)
 
 pytestmark = pytest.mark.slow
 
@@ -91,3 +95,68 @@ def test_without_an_export_queries_fall_back_to_pytorch(exported, tmp_path):
     embedder = SentenceTransformerEmbedder(_own_model(exported, tmp_path, ""), encoder="int8")
     assert embedder.backend == "torch"
     assert embedder.encode_queries(["房贷利率"]).shape == (1, 384)
+
+
+def test_int8_runs_without_pytorch_or_transformers(exported):
+    """The int8 encoder needs ONNX Runtime and the folder's tokenizer.json only: a server on it does not
+    import PyTorch (≈ 220 MB, seconds of start-up)."""
+    probe = (
+        "import sys; from pathlib import Path; from retrieval.embedding import SentenceTransformerEmbedder; "
+        f"e = SentenceTransformerEmbedder(Path({str(exported)!r}), encoder='int8'); "
+        "v = e.encode_queries(['數字人民幣錢包怎麼升級']); p = e.encode_passages(['过往业绩不代表未来收益']); "
+        "print(e.backend, v.shape, p.shape, 'torch' in sys.modules, 'transformers' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.stdout.split() == ["int8", "(1,", "384)", "(1,", "384)", "False", "False"], done.stderr
+
+
+def test_the_tokenizer_matches_transformers_on_both_scripts_and_long_text(exported):
+    from transformers import AutoTokenizer
+
+    from retrieval.embedding import _fast_tokenizer
+
+    reference = AutoTokenizer.from_pretrained(str(exported), local_files_only=True)
+    ours = _fast_tokenizer(exported, 512)
+    for batch in (QUERIES, PASSAGES, ["", "ＡＢＣ１２３ 全角", "长" * 2000]):
+        want = reference(batch, padding=True, truncation=True, max_length=512, return_tensors="np")
+        ids, mask = ours(batch)
+        np.testing.assert_array_equal(ids, want["input_ids"])
+        np.testing.assert_array_equal(mask, want["attention_mask"])
+
+
+@pytest.mark.parametrize(("setting", "recorded", "runs"), [
+    ("auto", None, "onnx"),  # a new index, or points from before the index recorded its encoder (fp32's)
+    ("auto", "multilingual-e5-small@fd54b5af1e9e", "onnx"),
+    ("auto", "multilingual-e5-small@fd54b5af1e9e+int8", "int8"),  # switched once by `ZHIKU_ENCODER=int8 zhiku reindex`
+    ("auto", "multilingual-e5-small+int8", "int8"),  # recorded before fingerprints
+    ("onnx", "multilingual-e5-small+int8", "onnx"), ("int8", None, "int8"), ("torch", None, "torch"),  # named: as named
+])
+def test_the_encoder_setting_auto_follows_the_index(setting, recorded, runs):
+    assert encoder_for(setting, recorded) == runs
+
+
+def test_a_runtime_on_auto_serves_an_int8_index_with_int8_without_the_variable(exported, tmp_path, monkeypatch):
+    from api.runtime import Runtime
+    from kb.settings import Settings
+    from retrieval.index.edge import EdgeIndex
+
+    for variable in ("ZHIKU_ENCODER", "ZHIKU_QUERY_ENCODER"):
+        monkeypatch.delenv(variable, raising=False)
+
+    def opened(name: str) -> str:
+        settings = Settings(data_dir=tmp_path / name, embed_model=str(exported), _env_file=None)  # type: ignore[call-arg]
+        assert settings.encoder == "auto"  # the default
+        runtime = Runtime.open(settings, require_schema=False, index=EdgeIndex(tmp_path / name / "index"))
+        try:
+            return runtime.embedder.name
+        finally:
+            runtime.close()
+
+    fingerprint = f"{exported.name}@{model_fingerprint(exported)}"
+    assert opened("new") == fingerprint  # fp32 stays the default
+    index = EdgeIndex(tmp_path / "switched" / "index")
+    index.ensure_collection(dim=384)
+    index.set_embedder(f"{fingerprint}+int8")  # what `ZHIKU_ENCODER=int8 zhiku reindex` recorded
+    index.close()
+    assert opened("switched") == f"{fingerprint}+int8"
