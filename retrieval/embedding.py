@@ -37,6 +37,8 @@ class Embedder(Protocol):
 
 
 Encoder = Literal["int8", "onnx", "torch"]
+#: What the int8 export adds to an embedder's name: the index records it, `encoder_for` reads it back.
+INT8_SUFFIX = "+int8"
 
 #: The model's ONNX exports (sentence-transformers' own `onnx/` layout), each with a marker written last by
 #: `zhiku models prepare` naming the weights it came from: `fp32` gives the same vectors as PyTorch, `int8`
@@ -129,7 +131,7 @@ def encoder_for(setting: str, recorded: str | None) -> Encoder:
     process without the variable (a server or worker started without it used to refuse the index)."""
     if setting != "auto":
         return setting  # type: ignore[return-value]
-    return "int8" if recorded and recorded.endswith("+int8") else "onnx"
+    return "int8" if recorded and recorded.endswith(INT8_SUFFIX) else "onnx"
 
 
 def same_vectors(recorded: str | None, current: str) -> bool:
@@ -290,7 +292,7 @@ class SentenceTransformerEmbedder:
         if self._name is None:
             fingerprint = model_fingerprint(self.path)
             base = f"{self.path.name}@{fingerprint}" if fingerprint else self.path.name
-            self._name = f"{base}+int8" if self.backend == "int8" else base
+            self._name = f"{base}{INT8_SUFFIX}" if self.backend == "int8" else base
         return self._name
 
     def warm_up(self) -> None:
